@@ -1,0 +1,9 @@
+"""`pipekit` commands: placeholder until its issue lands (see issues list)."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to the root app (none yet)."""

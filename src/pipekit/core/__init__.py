@@ -1,0 +1,1 @@
+"""pipekit.core."""
