@@ -29,7 +29,7 @@ log = logging.getLogger("pipekit.local.server")
 DEFAULT_ACCOUNT = "123456789012"
 
 #: Sibling modules that register twin operations. A missing module is an error, not a silent skip.
-HANDLER_MODULES: list[str] = []
+HANDLER_MODULES: list[str] = ["glue_twin", "athena_twin", "glue_jobs_twin", "codecommit_twin", "codepipeline_twin"]
 
 
 @dataclass
