@@ -1,0 +1,376 @@
+"""A Great Expectations 1.x suite built from pipekit.core's rules, run in an ephemeral context.
+
+The suite is data (``QualityRules``) turned into expectations; the result is sanitised (no raw email
+or name ever leaves this module), summarised, and saved as JSON plus a small self-contained HTML page.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pipekit._extras import require
+from pipekit.errors import InputError, ValidationError
+from pipekit.io.atomic import atomic_write_text
+
+DEFAULT_REQUIRED: tuple[str, ...] = ("id", "name", "email", "timestamp")
+
+# Same grammar as pipekit.core.parse_timestamps (leading/trailing whitespace is trimmed there too).
+_TIMESTAMP_FALLBACK = (
+    r"^\s*\d{4}-\d{2}-\d{2}(?:[Tt ]\d{2}(?::\d{2}(?::\d{2}(?:[.,]\d{1,9})?)?)?"
+    r"(?:[Zz]|[+-]\d{2}(?::?\d{2})?)?)?\s*$"
+)
+# One "@", something on each side, a dot in the domain, no whitespace inside (case-insensitive).
+_EMAIL_FALLBACK = r"^\s*[^@\s]+@[^@\s]+\.[^@\s]+\s*$"
+
+
+def _core_patterns() -> tuple[str, str]:
+    """(email, timestamp) regexes from pipekit.core when it exports them, else the same grammar kept here."""
+    try:
+        from pipekit import core
+    except ImportError:  # pragma: no cover - core is part of the package
+        return _EMAIL_FALLBACK, _TIMESTAMP_FALLBACK
+    email = getattr(core, "EMAIL_PATTERN", None) or _EMAIL_FALLBACK
+    stamp = getattr(core, "TIMESTAMP_PATTERN", None)
+    if stamp is None:
+        from pipekit.core import timestamps
+
+        inner = getattr(timestamps, "_ISO", None)
+        stamp = rf"^\s*{inner.strip('^$')}\s*$" if inner else _TIMESTAMP_FALLBACK
+    return email, stamp
+
+
+@dataclass(frozen=True)
+class QualityRules:
+    """What the suite checks: required columns present and not null, email shape, timestamp parsable."""
+
+    required: tuple[str, ...] = DEFAULT_REQUIRED
+    email_column: str = "email"
+    timestamp_column: str = "timestamp"
+    email_regex: str = _EMAIL_FALLBACK
+    timestamp_regex: str = _TIMESTAMP_FALLBACK
+    #: Columns whose offending values may be shown in reports; all others are masked.
+    show_values_for: tuple[str, ...] = ("id", "timestamp")
+
+    @classmethod
+    def from_core(
+        cls, required: Sequence[str] | None = None, *, email_column: str = "email",
+        timestamp_column: str = "timestamp",
+    ) -> QualityRules:
+        """The rules pipekit.core applies (its DEFAULT_REQUIRED and its email/timestamp grammar)."""
+        try:
+            from pipekit.core import DEFAULT_REQUIRED as core_required
+        except ImportError:  # pragma: no cover
+            core_required = DEFAULT_REQUIRED
+        email, stamp = _core_patterns()
+        return cls(
+            required=tuple(required or core_required), email_column=email_column,
+            timestamp_column=timestamp_column, email_regex=email, timestamp_regex=stamp,
+        )
+
+
+@dataclass(frozen=True)
+class QualityFailure:
+    """One failed expectation, in words."""
+
+    expectation: str
+    column: str | None
+    unexpected_count: int | None
+    element_count: int | None
+    sample_rows: tuple[int, ...] = ()
+    sample_values: tuple[str, ...] = ()
+    error: str | None = None
+
+    def describe(self) -> str:
+        """One line for logs and error messages."""
+        where = f"column {self.column!r}: " if self.column else ""
+        if self.error:
+            return f"{where}{self.expectation} could not run: {self.error}"
+        what = f"{self.unexpected_count} of {self.element_count} rows" if self.unexpected_count is not None else ""
+        rows = f" (rows {', '.join(map(str, self.sample_rows))})" if self.sample_rows else ""
+        return f"{where}{self.expectation} failed {what}{rows}".rstrip()
+
+
+@dataclass(frozen=True)
+class QualityResult:
+    """The outcome of running the suite on one file; ``gx_result`` is GX's JSON with values sanitised."""
+
+    source: str
+    success: bool
+    rows: int
+    columns: tuple[str, ...]
+    missing_columns: tuple[str, ...]
+    failures: tuple[QualityFailure, ...]
+    statistics: Mapping[str, Any]
+    gx_result: Mapping[str, Any] = field(repr=False)
+    gx_version: str = ""
+
+    @property
+    def ok(self) -> bool:
+        """True when every required column is present (data problems are reported, the caller decides)."""
+        return not self.missing_columns
+
+    def summary(self) -> str:
+        """Human summary: what is wrong, listed."""
+        head = (
+            f"{Path(self.source).name}: {self.statistics.get('successful_expectations', 0)}/"
+            f"{self.statistics.get('evaluated_expectations', 0)} expectations passed on {self.rows} rows"
+        )
+        lines = [head]
+        if self.missing_columns:
+            lines.append(
+                f"required columns missing: {', '.join(self.missing_columns)} "
+                f"(found: {', '.join(self.columns) or 'none'})"
+            )
+        lines += [
+            f"- {f.describe()}"
+            for f in self.failures
+            # Already said above, in words: do not repeat it as GX's expectation names.
+            if not (self.missing_columns and (f.column in self.missing_columns or f.column is None))
+        ]
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able dict: pipekit's summary plus GX's (sanitised) validation result."""
+        return {
+            "source": self.source,
+            "success": self.success,
+            "ok": self.ok,
+            "rows": self.rows,
+            "columns": list(self.columns),
+            "missing_columns": list(self.missing_columns),
+            "failures": [f.__dict__ | {"description": f.describe()} for f in self.failures],
+            "statistics": dict(self.statistics),
+            "gx_version": self.gx_version,
+            "gx_result": self.gx_result,
+        }
+
+
+def _gx() -> Any:
+    # Analytics off before the first import: the run must not try the network.
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    return require("great_expectations", "gx")
+
+
+def build_suite(rules: QualityRules | None = None, *, name: str = "pipekit_customers") -> Any:
+    """A ``gx.ExpectationSuite`` for ``rules`` (defaults: the core's customer rules)."""
+    rules = rules or QualityRules.from_core()
+    gx = _gx()
+    gxe = gx.expectations
+    suite = gx.ExpectationSuite(name=name)
+    suite.add_expectation(gxe.ExpectTableColumnsToMatchSet(column_set=list(rules.required), exact_match=False))
+    for column in rules.required:
+        suite.add_expectation(gxe.ExpectColumnValuesToNotBeNull(column=column))
+    if rules.email_column:
+        suite.add_expectation(gxe.ExpectColumnValuesToMatchRegex(column=rules.email_column, regex=rules.email_regex))
+    if rules.timestamp_column:
+        suite.add_expectation(
+            gxe.ExpectColumnValuesToMatchRegex(column=rules.timestamp_column, regex=rules.timestamp_regex)
+        )
+    return suite
+
+
+def read_csv_as_text(path: str | os.PathLike[str], *, encoding: str = "utf-8") -> Any:
+    """Read a CSV with every column as text; blank and whitespace-only cells become null (as in the core)."""
+    pd = require("pandas", "gx")
+    try:
+        frame = pd.read_csv(
+            path, dtype=str, keep_default_na=False, na_values=[], encoding=encoding, encoding_errors="strict",
+        )
+    except FileNotFoundError:
+        raise
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"{path}: not valid {encoding} (byte {exc.start})", hint="pass the file's encoding, e.g. --encoding latin-1"
+        ) from exc
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
+        raise InputError(f"{path}: not readable as CSV: {exc}", hint="check the export (header row, quoting)") from exc
+    # utf-8-sig: a BOM must not glue itself to the first column name.
+    frame.columns = [str(c).lstrip("\ufeff") for c in frame.columns]
+    return frame.replace(r"^\s*$", None, regex=True)
+
+
+def validate_frame(customers: Any, rules: QualityRules | None = None, *, source: str = "<dataframe>") -> QualityResult:
+    """Run the suite on a pandas DataFrame in an ephemeral GX context (nothing written, no network)."""
+    rules = rules or QualityRules.from_core()
+    gx = _gx()
+    context = gx.get_context(mode="ephemeral")
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    # Progress bars would fill Airflow task logs with carriage-return noise.
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    batch_definition = (
+        context.data_sources.add_pandas("pipekit")
+        .add_dataframe_asset("customers")
+        .add_batch_definition_whole_dataframe("whole_file")
+    )
+    suite = context.suites.add(build_suite(rules))
+    definition = context.validation_definitions.add(
+        gx.ValidationDefinition(name="pipekit_customers", data=batch_definition, suite=suite)
+    )
+    raw = definition.run(
+        batch_parameters={"dataframe": customers},
+        result_format={"result_format": "SUMMARY", "partial_unexpected_count": 10, "include_unexpected_rows": False},
+    ).to_json_dict()
+    return _summarise(raw, rules, source=source, columns=tuple(map(str, customers.columns)), rows=len(customers),
+                      gx_version=getattr(gx, "__version__", ""))
+
+
+def validate_csv(path: str | os.PathLike[str], rules: QualityRules | None = None, *, encoding: str = "utf-8") -> QualityResult:
+    """Read ``path`` (all text) and run the suite on it."""
+    return validate_frame(read_csv_as_text(path, encoding=encoding), rules, source=str(path))
+
+
+def _mask_value(value: Any, column: str | None, rules: QualityRules) -> Any:
+    if value is None or column in rules.show_values_for:
+        return value
+    text = str(value)
+    if column == rules.email_column:
+        try:
+            from pipekit.core import mask_email
+
+            return mask_email(text)
+        except Exception:  # no masker, or a value it cannot handle: redact rather than leak
+            return "***"
+    return "***"
+
+
+def _summarise(
+    raw: dict[str, Any], rules: QualityRules, *, source: str, columns: tuple[str, ...], rows: int, gx_version: str
+) -> QualityResult:
+    missing = tuple(c for c in rules.required if c not in columns)
+    failures: list[QualityFailure] = []
+    results = sorted(raw.get("results", []), key=lambda r: r["expectation_config"]["type"] != "expect_table_columns_to_match_set")
+    for item in results:
+        config = item.get("expectation_config", {})
+        kwargs = config.get("kwargs", {})
+        column = kwargs.get("column")
+        result = item.get("result") or {}
+        # Sanitise in place: offending values of sensitive columns never reach a report or a log.
+        for key in ("partial_unexpected_list",):
+            if key in result:
+                result[key] = [_mask_value(v, column, rules) for v in result[key]]
+        if "partial_unexpected_counts" in result:
+            result["partial_unexpected_counts"] = [
+                {"value": _mask_value(c.get("value"), column, rules), "count": c.get("count")}
+                for c in result["partial_unexpected_counts"]
+            ]
+        info = item.get("exception_info") or {}
+        error = None
+        if info and not ("raised_exception" in info and not info["raised_exception"]):
+            messages = [v.get("exception_message") for v in info.values() if isinstance(v, dict)]
+            messages.append(info.get("exception_message"))
+            error = next((m for m in messages if m), "the expectation raised an error")
+            # Tracebacks name site-packages paths and are noise in a data report.
+            for v in info.values():
+                if isinstance(v, dict):
+                    v.pop("exception_traceback", None)
+            info.pop("exception_traceback", None)
+        if item.get("success"):
+            continue
+        rows_idx = result.get("partial_unexpected_index_list") or []
+        failures.append(
+            QualityFailure(
+                expectation=config.get("type", "?"),
+                column=column,
+                unexpected_count=result.get("unexpected_count"),
+                element_count=result.get("element_count"),
+                # 1-based data row numbers (header = row 0), like pipekit.core's ValidationReport.
+                sample_rows=tuple(int(i) + 1 for i in rows_idx if isinstance(i, int))[:10],
+                sample_values=tuple(str(v) for v in result.get("partial_unexpected_list", [])[:10]),
+                error=error,
+            )
+        )
+    stats = raw.get("statistics", {})
+    return QualityResult(
+        source=source, success=bool(raw.get("success")), rows=rows, columns=columns, missing_columns=missing,
+        failures=tuple(failures), statistics=stats, gx_result=raw, gx_version=gx_version,
+    )
+
+
+def render_html(result: QualityResult) -> str:
+    """A self-contained HTML page (no scripts, no external assets) describing ``result``."""
+    esc = html.escape
+    status = "PASSED" if result.success else ("FAILED: required columns missing" if not result.ok else "FAILED")
+    colour = "#1a7f37" if result.success else "#cf222e"
+    rows = []
+    for item in result.gx_result.get("results", []):
+        cfg = item.get("expectation_config", {})
+        res = item.get("result") or {}
+        kwargs = {k: v for k, v in cfg.get("kwargs", {}).items() if k != "batch_id"}
+        observed = res.get("observed_value")
+        if observed is None and "unexpected_count" in res:
+            observed = f"{res.get('unexpected_count')} unexpected of {res.get('element_count')}"
+        samples = res.get("partial_unexpected_list") or []
+        info = item.get("exception_info") or {}
+        errors = [v.get("exception_message") for v in info.values() if isinstance(v, dict) and v.get("exception_message")]
+        ok = item.get("success")
+        rows.append(
+            "<tr class='{}'><td>{}</td><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td></tr>".format(
+                "ok" if ok else "bad",
+                "&#10004;" if ok else "&#10008;",
+                esc(cfg.get("type", "")),
+                esc(json.dumps(kwargs, default=str)),
+                esc(str(observed if observed is not None else "")) + (f"<br><em>{esc('; '.join(errors))}</em>" if errors else ""),
+                esc(", ".join(map(str, samples[:10]))),
+            )
+        )
+    stats = result.statistics
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>pipekit quality report: {esc(Path(result.source).name)}</title>
+<style>
+body{{font-family:system-ui,sans-serif;margin:2rem;color:#1f2328}} table{{border-collapse:collapse;width:100%}}
+td,th{{border:1px solid #d0d7de;padding:.4rem;text-align:left;vertical-align:top}} th{{background:#f6f8fa}}
+tr.bad td:first-child{{color:#cf222e}} tr.ok td:first-child{{color:#1a7f37}} .status{{color:{colour};font-weight:bold}}
+pre{{background:#f6f8fa;padding:.6rem}}
+</style></head><body>
+<h1>Quality report: {esc(Path(result.source).name)}</h1>
+<p class="status">{esc(status)}</p>
+<p>Source: <code>{esc(result.source)}</code><br>Rows: {result.rows} &middot; Columns: {esc(', '.join(result.columns))}<br>
+Expectations: {stats.get('successful_expectations', 0)} passed of {stats.get('evaluated_expectations', 0)}
+&middot; Great Expectations {esc(result.gx_version)}</p>
+<h2>Summary</h2><pre>{esc(result.summary())}</pre>
+<h2>Expectations</h2>
+<table><tr><th></th><th>Expectation</th><th>Arguments</th><th>Observed</th><th>Sample of unexpected values (masked)</th></tr>
+{''.join(rows)}
+</table></body></html>
+"""
+
+
+def save_result(result: QualityResult, json_path: str | os.PathLike[str], html_path: str | os.PathLike[str]) -> tuple[Path, Path]:
+    """Write the result as JSON and HTML, atomically."""
+    atomic_write_text(json_path, json.dumps(result.to_dict(), indent=2, default=str) + "\n")
+    atomic_write_text(html_path, render_html(result))
+    return Path(json_path), Path(html_path)
+
+
+def check_csv(
+    path: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    *,
+    rules: QualityRules | None = None,
+    stem: str | None = None,
+    encoding: str = "utf-8",
+    fail_on_data_problems: bool = False,
+) -> tuple[QualityResult, Path, Path]:
+    """Validate ``path``, save ``<stem>_gx.json``/``<stem>_gx.html`` in ``out_dir``, then fail if it must.
+
+    Raises pipekit ValidationError (listing what is wrong) when required columns are missing, or on any
+    failed expectation when ``fail_on_data_problems``; the reports are written first so they can be read.
+    """
+    source = Path(path)
+    stem = stem or source.stem
+    result = validate_csv(source, rules, encoding=encoding)
+    json_path, html_path = save_result(result, Path(out_dir) / f"{stem}_gx.json", Path(out_dir) / f"{stem}_gx.html")
+    if not result.ok or (fail_on_data_problems and not result.success):
+        raise ValidationError(
+            f"{source}: data quality check failed\n{result.summary()}",
+            report=result,
+            hint=f"see {html_path}; fix the export (every file needs columns {', '.join((rules or QualityRules.from_core()).required)}) and deliver it again",
+        )
+    return result, json_path, html_path
