@@ -1,0 +1,83 @@
+"""Small Arrow helpers shared by the core kernels (conversion to and from pandas, null/blank tests)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+STRING = pa.string()
+NULL_STRING = pa.scalar(None, type=pa.string())
+
+
+def is_stringlike(data_type: pa.DataType) -> bool:
+    """True for string, large_string and string_view columns."""
+    return (
+        pa.types.is_string(data_type)
+        or pa.types.is_large_string(data_type)
+        or (hasattr(pa.types, "is_string_view") and pa.types.is_string_view(data_type))
+    )
+
+
+def as_array(values: pa.Array | pa.ChunkedArray | pd.Series | Sequence[object]) -> pa.Array | pa.ChunkedArray:
+    """Return ``values`` as Arrow data without copying when it already is Arrow."""
+    if isinstance(values, pa.Array | pa.ChunkedArray):
+        return values
+    if isinstance(values, pd.Series):
+        return series_to_arrow(values)
+    return pa.array(list(values), from_pandas=True)
+
+
+def series_to_arrow(series: pd.Series) -> pa.Array | pa.ChunkedArray:
+    """Convert a pandas Series to Arrow; NaN/None/NA become null, mixed objects become strings."""
+    try:
+        return pa.array(series, from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        # Mixed Python objects (e.g. ints and strings read from a messy source): compare them as text.
+        as_text = series.map(lambda v: v if v is None or (isinstance(v, float) and v != v) else str(v))
+        return pa.array(as_text, type=pa.string(), from_pandas=True)
+
+
+def arrow_to_series(values: pa.Array | pa.ChunkedArray, like: pd.Series) -> pd.Series:
+    """Convert Arrow data back to a Series with ``like``'s index, name and (string) dtype."""
+    out = pd.Series(values.to_pandas(), index=like.index, name=like.name)
+    if isinstance(like.dtype, pd.StringDtype):
+        out = out.astype(like.dtype)
+    return out
+
+
+def frame_to_table(frame: pd.DataFrame) -> pa.Table:
+    """Convert a DataFrame to an Arrow table (index dropped), turning unconvertible objects into strings."""
+    columns = {str(name): series_to_arrow(frame[name]) for name in frame.columns}
+    if not columns:
+        return pa.table({})
+    return pa.table(columns)
+
+
+def table_to_frame(table: pa.Table) -> pd.DataFrame:
+    """Convert an Arrow table to pandas; booleans with nulls become the nullable ``boolean`` dtype."""
+    mapping = {pa.bool_(): pd.BooleanDtype()}
+    return table.to_pandas(types_mapper=mapping.get)
+
+
+def blank_mask(values: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """True where a value is null, or a string that is empty or whitespace-only."""
+    nulls = pc.is_null(values, nan_is_null=pa.types.is_floating(values.type))
+    if not is_stringlike(values.type):
+        return nulls
+    # utf8_is_space is false for "", so test the length too; fill_null keeps the mask null-free.
+    empty = pc.equal(pc.utf8_length(values), 0)
+    space = pc.utf8_is_space(values)
+    return pc.fill_null(pc.or_(nulls, pc.or_(empty, space)), True)
+
+
+def first_rows(mask: pa.Array | pa.ChunkedArray, limit: int, row_offset: int) -> tuple[int, ...]:
+    """1-based data row numbers (header = row 0) of the first ``limit`` true values of ``mask``."""
+    if limit <= 0:
+        return ()
+    if isinstance(mask, pa.ChunkedArray):
+        mask = mask.combine_chunks()
+    idx = pc.indices_nonzero(pc.fill_null(mask, False))
+    return tuple(int(i) + 1 + row_offset for i in idx.slice(0, limit).to_pylist())

@@ -1,0 +1,163 @@
+"""Row and value rules: drop null/blank rows, drop duplicates, normalise names and emails.
+
+Each rule is one Arrow kernel; the pandas functions are thin wrappers around it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from pipekit.core._arrow import (
+    arrow_to_series,
+    as_array,
+    blank_mask,
+    frame_to_table,
+    is_stringlike,
+)
+from pipekit.errors import ConfigError
+
+DEFAULT_REQUIRED: tuple[str, ...] = ("id", "name", "email", "timestamp")
+
+# Runs of any whitespace, ASCII or Unicode space separators (RE2 \s is ASCII only).
+_WHITESPACE_RUN = r"[\s\p{Z}]+"
+_ROW = "__pipekit_row"
+
+
+# --- Arrow kernels -------------------------------------------------------------------------------
+
+
+def trim_kernel(values: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """Trim leading/trailing Unicode whitespace of a string array (other types pass through)."""
+    if not is_stringlike(values.type):
+        return values
+    return pc.utf8_trim_whitespace(values)
+
+
+def names_kernel(values: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """Collapse whitespace runs, trim, then Title Case each word (after spaces, hyphens, apostrophes)."""
+    values = _as_strings(values)
+    collapsed = pc.replace_substring_regex(values, _WHITESPACE_RUN, " ")
+    # utf8_title upper-cases the first letter after any non-letter, which gives O'Brien and Jean-Luc.
+    return pc.utf8_title(pc.utf8_trim_whitespace(collapsed))
+
+
+def emails_kernel(values: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """Trim and lower-case email addresses."""
+    values = _as_strings(values)
+    return pc.utf8_lower(pc.utf8_trim_whitespace(values))
+
+
+def required_mask(table: pa.Table, columns: Sequence[str]) -> pa.Array | pa.ChunkedArray | None:
+    """True for rows where any present column in ``columns`` is null, empty or whitespace-only."""
+    mask = None
+    for name in columns:
+        if name not in table.column_names:
+            continue
+        blank = blank_mask(table.column(name))
+        mask = blank if mask is None else pc.or_(mask, blank)
+    return mask
+
+
+def drop_nulls_table(table: pa.Table, columns: Sequence[str] = DEFAULT_REQUIRED) -> tuple[pa.Table, int]:
+    """Drop rows with a null/blank value in any of ``columns`` that the table has."""
+    mask = required_mask(table, columns)
+    if mask is None:
+        return table, 0
+    dropped = pc.sum(mask).as_py() or 0
+    if dropped == 0:
+        return table, 0
+    return table.filter(pc.invert(mask)), int(dropped)
+
+
+def first_occurrence_indices(table: pa.Table, keys: Sequence[str] | None = None) -> pa.Array:
+    """Sorted row indices of the first occurrence of each distinct key (nulls compare equal)."""
+    key_names = list(table.column_names if keys is None else keys)
+    missing = [k for k in key_names if k not in table.column_names]
+    if missing:
+        raise ConfigError(
+            f"duplicate keys not in the data: {', '.join(missing)}",
+            hint=f"choose keys among: {', '.join(map(str, table.column_names))}",
+        )
+    if table.num_rows == 0 or not key_names:
+        return pa.array(np.arange(min(table.num_rows, 1), dtype=np.int64))
+    keyed = table.select(key_names).append_column(_ROW, pa.array(np.arange(table.num_rows, dtype=np.int64)))
+    firsts = keyed.group_by(key_names, use_threads=False).aggregate([(_ROW, "min")])
+    firsts_rows = firsts.column(f"{_ROW}_min").combine_chunks()
+    return pc.take(firsts_rows, pc.array_sort_indices(firsts_rows))
+
+
+def drop_duplicates_table(table: pa.Table, keys: Sequence[str] | None = None) -> tuple[pa.Table, int]:
+    """Keep the first occurrence of each row (or of each ``keys`` combination), in input order."""
+    keep = first_occurrence_indices(table, keys)
+    dropped = table.num_rows - len(keep)
+    if dropped == 0:
+        return table, 0
+    return table.take(keep), dropped
+
+
+def _as_strings(values: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    if is_stringlike(values.type):
+        return values
+    if pa.types.is_null(values.type):
+        return values.cast(pa.string())
+    return pc.cast(values, pa.string())
+
+
+# --- pandas wrappers -----------------------------------------------------------------------------
+
+
+def drop_nulls(
+    customers: pd.DataFrame, columns: Sequence[str] = DEFAULT_REQUIRED
+) -> tuple[pd.DataFrame, int]:
+    """Drop rows with a null, empty or whitespace-only value in any of ``columns``; return (data, n_dropped)."""
+    present = [c for c in columns if c in customers.columns]
+    if not present or customers.empty:
+        return customers.copy(), 0
+    mask = required_mask(frame_to_table(customers[present]), present)
+    assert mask is not None
+    drop = pd.Series(_to_numpy_bool(mask), index=customers.index)
+    return customers.loc[~drop].copy(), int(drop.sum())
+
+
+def drop_duplicates(
+    customers: pd.DataFrame, keys: Sequence[str] | None = None
+) -> tuple[pd.DataFrame, int]:
+    """Drop duplicate rows (all columns, or ``keys``), keeping the first occurrence in stable order."""
+    if customers.empty:
+        return customers.copy(), 0
+    key_names = [str(c) for c in (customers.columns if keys is None else keys)]
+    missing = [k for k in key_names if k not in customers.columns]
+    if missing:
+        raise ConfigError(
+            f"duplicate keys not in the data: {', '.join(missing)}",
+            hint=f"choose keys among: {', '.join(map(str, customers.columns))}",
+        )
+    keep = first_occurrence_indices(frame_to_table(customers[key_names]), key_names)
+    out = customers.iloc[keep.to_numpy(zero_copy_only=False)].copy()
+    return out, len(customers) - len(out)
+
+
+def title_case_name(name: str) -> str:
+    """Title Case one person's name: "o'brien" -> "O'Brien", "jean-luc" -> "Jean-Luc"."""
+    return names_kernel(pa.array([name], type=pa.string()))[0].as_py()
+
+
+def normalize_names(names: pd.Series) -> pd.Series:
+    """Title Case a Series of names, trimming and collapsing whitespace; nulls stay null."""
+    return arrow_to_series(names_kernel(as_array(names)), names)
+
+
+def normalize_emails(emails: pd.Series) -> pd.Series:
+    """Trim and lower-case a Series of email addresses; nulls stay null."""
+    return arrow_to_series(emails_kernel(as_array(emails)), emails)
+
+
+def _to_numpy_bool(mask: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    if isinstance(mask, pa.ChunkedArray):
+        mask = mask.combine_chunks()
+    return mask.to_numpy(zero_copy_only=False)

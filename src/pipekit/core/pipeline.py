@@ -1,0 +1,153 @@
+"""The whole cleaning pipeline, as two Arrow batch kernels plus an in-memory pandas driver.
+
+Order: validate -> drop rows with null/blank required values -> normalise (trim every text column,
+Title Case names, lower-case emails) -> drop duplicates (on normalised, pre-mask values, so masking
+cannot merge distinct people) -> mask per policy -> flag future timestamps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+
+from pipekit.core._arrow import frame_to_table, table_to_frame
+from pipekit.core.masking import CUSTOMER_POLICY, MaskingPolicy, mask_table
+from pipekit.core.normalize import (
+    DEFAULT_REQUIRED,
+    drop_duplicates_table,
+    drop_nulls_table,
+    emails_kernel,
+    names_kernel,
+    trim_kernel,
+)
+from pipekit.core.timestamps import future_flags, utc_now
+from pipekit.core.validation import ValidationReport, validate
+from pipekit.errors import ConfigError, ValidationError
+
+
+@dataclass(frozen=True)
+class CleaningConfig:
+    """Which columns the rules apply to, how duplicates are keyed and which masking policy to use."""
+
+    required: tuple[str, ...] = DEFAULT_REQUIRED
+    dedup_keys: tuple[str, ...] | None = None  # None = exact duplicate rows
+    name_column: str = "name"
+    email_column: str = "email"
+    timestamp_column: str = "timestamp"
+    policy: MaskingPolicy = CUSTOMER_POLICY
+    flag_column: str = "is_future"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "required", tuple(self.required))
+        if self.dedup_keys is not None:
+            if not self.dedup_keys:
+                raise ConfigError("dedup_keys is empty", hint="give at least one column, or None for exact rows")
+            object.__setattr__(self, "dedup_keys", tuple(self.dedup_keys))
+
+
+@dataclass
+class CleanReport:
+    """What the cleaning did: rows in and out, counts per rule, and the validation report."""
+
+    rows_in: int
+    rows_out: int
+    counts: dict[str, int]
+    validation: ValidationReport
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report as plain JSON-ready data."""
+        out = {
+            "rows_in": self.rows_in,
+            "rows_out": self.rows_out,
+            "counts": dict(self.counts),
+            "validation": self.validation.to_dict(),
+        }
+        out.update(self.extra)
+        return out
+
+
+def normalize_batch(batch: pa.Table, config: CleaningConfig) -> tuple[pa.Table, dict[str, int]]:
+    """Drop rows with null/blank required values, trim text, Title Case names, lower-case emails."""
+    # Trimming first is equivalent (blank == empty after trim) and lets the null test reuse the work.
+    columns = [trim_kernel(column) for column in batch.columns]
+    table = pa.Table.from_arrays(columns, names=batch.column_names)
+    table, dropped = drop_nulls_table(table, config.required)
+    names = table.column_names
+    if config.name_column in names:
+        i = names.index(config.name_column)
+        values = names_kernel(table.column(i))
+        table = table.set_column(i, pa.field(config.name_column, values.type), values)
+    if config.email_column in names:
+        i = names.index(config.email_column)
+        values = emails_kernel(table.column(i))
+        table = table.set_column(i, pa.field(config.email_column, values.type), values)
+    return table, {"dropped_null": dropped}
+
+
+def dedup_batch(batch: pa.Table, config: CleaningConfig) -> tuple[pa.Table, dict[str, int]]:
+    """Drop duplicates within one table (exact rows or ``config.dedup_keys``), keeping first occurrences."""
+    table, dropped = drop_duplicates_table(batch, config.dedup_keys)
+    return table, {"dropped_duplicate": dropped}
+
+
+def finalize_batch(
+    batch: pa.Table, config: CleaningConfig, *, now: datetime, key: bytes | None = None
+) -> tuple[pa.Table, dict[str, int]]:
+    """Mask per policy and append the future-timestamp flag; counts masked.<col>, future, timestamp_unparsable."""
+    table, masked = mask_table(batch, config.policy, key=key)
+    counts = {f"masked.{name}": n for name, n in masked.items()}
+    if config.timestamp_column in table.column_names:
+        flags, n_future, n_unparsable = future_flags(table.column(config.timestamp_column), now=utc_now(now))
+    else:
+        flags, n_future, n_unparsable = pa.nulls(table.num_rows, pa.bool_()), 0, 0
+    if config.flag_column in table.column_names:
+        table = table.drop_columns([config.flag_column])
+    table = table.append_column(pa.field(config.flag_column, pa.bool_()), flags)
+    counts["future"] = n_future
+    counts["timestamp_unparsable"] = n_unparsable
+    return table, counts
+
+
+def clean_table(
+    table: pa.Table,
+    config: CleaningConfig | None = None,
+    *,
+    now: datetime | None = None,
+    key: bytes | None = None,
+) -> tuple[pa.Table, CleanReport]:
+    """Run the whole pipeline on an in-memory Arrow table; missing required columns raise ValidationError."""
+    config = config or CleaningConfig()
+    report = validate(
+        table, config.required, email_column=config.email_column, timestamp_column=config.timestamp_column
+    )
+    if not report.ok:
+        raise ValidationError(
+            f"missing required column(s): {', '.join(report.missing_columns)}",
+            report=report,
+            hint=f"columns present: {', '.join(table.column_names) or '(none)'}",
+        )
+    counts: dict[str, int] = {}
+    out, step = normalize_batch(table, config)
+    counts.update(step)
+    out, step = dedup_batch(out, config)
+    counts.update(step)
+    out, step = finalize_batch(out, config, now=utc_now(now), key=key)
+    counts.update(step)
+    return out, CleanReport(rows_in=table.num_rows, rows_out=out.num_rows, counts=counts, validation=report)
+
+
+def clean_dataframe(
+    customers: pd.DataFrame,
+    config: CleaningConfig | None = None,
+    *,
+    now: datetime | None = None,
+    key: bytes | None = None,
+) -> tuple[pd.DataFrame, CleanReport]:
+    """Run the whole pipeline on a DataFrame; return (cleaned frame with a fresh index, report)."""
+    out, report = clean_table(frame_to_table(customers), config, now=now, key=key)
+    return table_to_frame(out), report

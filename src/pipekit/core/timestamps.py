@@ -1,0 +1,115 @@
+"""Timestamp parsing (ISO-8601, naive = UTC) and the future-timestamp flag."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from pipekit.core._arrow import arrow_to_series, as_array, blank_mask, is_stringlike
+from pipekit.errors import ValidationError
+
+UTC_US = pa.timestamp("us", tz="UTC")
+_NAIVE_US = pa.timestamp("us")
+
+# Accepted shapes: date, or date + 'T'/space + HH[:MM[:SS[.fraction]]], then optional Z or +HH[:MM].
+_ISO = r"^\d{4}-\d{2}-\d{2}(?:[Tt ]\d{2}(?::\d{2}(?::\d{2}(?:[.,]\d{1,9})?)?)?(?:[Zz]|[+-]\d{2}(?::?\d{2})?)?)?$"
+# A zone designator can only follow a time part ("2023-01-15" ends in "-15", which is not an offset).
+_HAS_ZONE = r"[Tt ]\d{2}(?::\d{2}(?::\d{2}(?:[.,]\d{1,9})?)?)?(?:[Zz]|[+-]\d{2}(?::?\d{2})?)$"
+
+
+def parse_timestamps(values: pa.Array | pa.ChunkedArray | pd.Series) -> pa.Array:
+    """Parse ISO-8601 strings to ``timestamp[us, UTC]``; naive values are UTC; unparsable -> null."""
+    data = as_array(values)
+    if isinstance(data, pa.ChunkedArray):
+        data = data.combine_chunks()
+    if pa.types.is_timestamp(data.type):
+        return _timestamps_to_utc(data)
+    if pa.types.is_null(data.type) or len(data) == 0:
+        return pa.nulls(len(data), type=UTC_US)
+    if not is_stringlike(data.type):
+        data = pc.cast(data, pa.string())
+    text = pc.utf8_trim_whitespace(data)
+    valid = pc.fill_null(pc.match_substring_regex(text, _ISO), False)
+    if not pc.any(valid).as_py():
+        return pa.nulls(len(data), type=UTC_US)
+    # Canonicalise the spellings Arrow's ISO parser rejects: lower-case t/z, comma decimal marks,
+    # and fractions finer than microseconds (truncated, as the target unit is microseconds).
+    text = pc.replace_substring_regex(text, r"^(\d{4}-\d{2}-\d{2})[t ]", r"\1T")
+    text = pc.replace_substring(text, "z", "Z")
+    text = pc.replace_substring(text, ",", ".")
+    text = pc.replace_substring_regex(text, r"(\.\d{6})\d+", r"\1")
+    zoned = pc.fill_null(pc.match_substring_regex(text, _HAS_ZONE), False)
+    naive_text = pc.if_else(pc.and_(valid, pc.invert(zoned)), text, pa.scalar(None, pa.string()))
+    zoned_text = pc.if_else(pc.and_(valid, zoned), text, pa.scalar(None, pa.string()))
+    try:
+        naive = pc.cast(naive_text, _NAIVE_US).cast(UTC_US)
+        aware = pc.cast(zoned_text, UTC_US)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        # Well-formed but impossible values (Feb 30, hour 25, out of range) fail the whole cast;
+        # only then fall back to parsing this array value by value.
+        return _parse_one_by_one(text, valid)
+    return pc.coalesce(aware, naive)
+
+
+def _timestamps_to_utc(data: pa.Array) -> pa.Array:
+    if data.type.tz is None:
+        return data.cast(pa.timestamp(data.type.unit)).cast(pa.timestamp("us", tz="UTC"), safe=False)
+    return data.cast(UTC_US, safe=False)
+
+
+def _parse_one_by_one(text: pa.Array, valid: pa.Array) -> pa.Array:
+    out: list[datetime | None] = []
+    for value, ok in zip(text.to_pylist(), valid.to_pylist(), strict=True):
+        out.append(_parse_scalar(value) if ok else None)
+    return pa.array(out, type=UTC_US)
+
+
+def _parse_scalar(value: str) -> datetime | None:
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def utc_now(now: datetime | None = None) -> datetime:
+    """Return ``now`` as an aware UTC datetime (naive = UTC); the current time when None."""
+    if now is None:
+        return datetime.now(UTC)
+    return now.replace(tzinfo=UTC) if now.tzinfo is None else now.astimezone(UTC)
+
+
+def future_flags(
+    values: pa.Array | pa.ChunkedArray, *, now: datetime
+) -> tuple[pa.Array, int, int]:
+    """Flag values later than ``now``: (flags with null for unparsable, n_future, n_unparsable)."""
+    parsed = parse_timestamps(values)
+    flags = pc.greater(parsed, pa.scalar(utc_now(now), type=UTC_US))
+    n_future = pc.sum(pc.fill_null(flags, False)).as_py() or 0
+    data = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+    # Unparsable = a value was present but did not parse; a missing value is not unparsable.
+    present = pc.invert(blank_mask(data))
+    n_unparsable = pc.sum(pc.and_(present, pc.is_null(parsed))).as_py() or 0
+    return flags, int(n_future), int(n_unparsable)
+
+
+def flag_future(
+    customers: pd.DataFrame,
+    column: str = "timestamp",
+    *,
+    now: datetime | None = None,
+    flag_column: str = "is_future",
+) -> tuple[pd.DataFrame, int, int]:
+    """Add a boolean ``flag_column`` (null when unparsable); return (data, n_future, n_unparsable)."""
+    if column not in customers.columns:
+        raise ValidationError(
+            f"timestamp column {column!r} is not in the data",
+            hint=f"columns present: {', '.join(map(str, customers.columns))}",
+        )
+    flags, n_future, n_unparsable = future_flags(as_array(customers[column]), now=utc_now(now))
+    out = customers.copy()
+    out[flag_column] = arrow_to_series(flags, customers[column]).astype("boolean")
+    return out, n_future, n_unparsable
