@@ -17,6 +17,7 @@ import importlib
 import io
 import json
 import logging
+import os
 import re
 import threading
 from collections.abc import Callable
@@ -161,12 +162,15 @@ class TwinServer:
     def endpoint_url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
-    def _build(self) -> None:
+    def bind(self) -> None:
+        """Bind the socket (port 0 = a free port) and build the app with the real endpoint."""
         from moto.server import MotoRequestHandler
         from werkzeug.serving import make_server
 
+        if not os.environ.get("PIPEKIT_TWIN_VERBOSE"):
+            # One log line per request drowns the demo and test output; errors still get through.
+            logging.getLogger("werkzeug").setLevel(logging.WARNING)
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        # Bind first (port 0 = a free port), then build the app with the real endpoint.
         self._server = make_server(self.host, self.port, lambda e, s: [], threaded=True,
                                    request_handler=MotoRequestHandler)
         self.port = self._server.server_address[1]
@@ -174,17 +178,22 @@ class TwinServer:
 
     def start(self) -> TwinServer:
         """Serve in a daemon thread; returns once the socket is listening."""
-        self._build()
+        self.bind()
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True, name="pipekit-twin")
         self._thread.start()
         return self
 
-    def serve_forever(self) -> None:
-        """Serve in the calling thread until interrupted."""
-        self._build()
+    def serve_bound(self) -> None:
+        """Serve in the calling thread (after :meth:`bind`) until interrupted."""
         self._server.serve_forever()
 
+    def serve_forever(self) -> None:
+        """Bind, then serve in the calling thread until interrupted."""
+        self.bind()
+        self.serve_bound()
+
     def stop(self) -> None:
+        """Stop serving and release the port."""
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
