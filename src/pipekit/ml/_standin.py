@@ -190,7 +190,9 @@ def main() -> None:
     import time
 
     with KaggleStandIn() as standin:
-        print(f"Kaggle stand-in on {standin.endpoint}; user {standin.username!r}. Ctrl-C stops it.", flush=True)
+        print(
+            f"Kaggle stand-in on {standin.endpoint}; user {standin.username!r}. Ctrl-C stops it.", flush=True
+        )
         try:
             while True:
                 time.sleep(3600)

@@ -160,7 +160,9 @@ def download_dataset(
                 raise
             return _fallback(data_dir, slug, exc.message)
         if not staged:
-            raise DatasetError(f"Kaggle returned no files for {slug}.", hint="Check the dataset on kaggle.com.")
+            raise DatasetError(
+                f"Kaggle returned no files for {slug}.", hint="Check the dataset on kaggle.com."
+            )
         files = _install(staged, staging, data_dir)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -254,19 +256,28 @@ def check_iris_csv(
         bad = values.isna()
         if bad.any():
             problems.append(
-                Problem("numeric", f"{int(bad.sum())} empty or non-numeric value(s)", column, _first_rows(bad))
+                Problem(
+                    "numeric", f"{int(bad.sum())} empty or non-numeric value(s)", column, _first_rows(bad)
+                )
             )
         negative = values < 0
         if negative.any():
             problems.append(
-                Problem("range", f"{int(negative.sum())} negative measurement(s)", column, _first_rows(negative))
+                Problem(
+                    "range", f"{int(negative.sum())} negative measurement(s)", column, _first_rows(negative)
+                )
             )
     if TARGET in frame.columns:
         unknown = ~frame[TARGET].isin(SPECIES)
         if unknown.any():
             labels = sorted(map(str, frame.loc[unknown, TARGET].unique()))[:5]
             problems.append(
-                Problem("labels", f"unknown species {labels}; expected {list(SPECIES)}", TARGET, _first_rows(unknown))
+                Problem(
+                    "labels",
+                    f"unknown species {labels}; expected {list(SPECIES)}",
+                    TARGET,
+                    _first_rows(unknown),
+                )
             )
         absent = [s for s in SPECIES if s not in set(frame[TARGET])]
         if absent:

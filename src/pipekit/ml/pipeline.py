@@ -117,7 +117,11 @@ def evaluate_step(version_dir: str | os.PathLike[str], csv_path: str | os.PathLi
     loaded = load_model(version_dir)
     x_test, y_test = _test_rows(loaded.path, Path(csv_path), loaded.metadata)
     metrics = evaluate(loaded.model, x_test, y_test)
-    payload = {"version": loaded.metadata["version"], "model": loaded.metadata["chosen"]["name"], **metrics.to_dict()}
+    payload = {
+        "version": loaded.metadata["version"],
+        "model": loaded.metadata["chosen"]["name"],
+        **metrics.to_dict(),
+    }
     atomic_write_text(loaded.path / METRICS_FILE, json.dumps(payload, indent=2) + "\n")
     plot_confusion_matrix(
         metrics,
@@ -156,7 +160,10 @@ def promote_step(
         # A current model that cannot be loaded here (changed libraries, damaged file) cannot serve anyway.
         set_current(models_dir, version, candidate, previous=pointer["version"])
         return PromotionDecision(
-            version, True, f"current model {pointer['version']} cannot be loaded: {exc.message}", scores,
+            version,
+            True,
+            f"current model {pointer['version']} cannot be loaded: {exc.message}",
+            scores,
             pointer["version"],
         )
     baseline = evaluate(current_model, x_test, y_test)
@@ -164,12 +171,20 @@ def promote_step(
     if at_least_as_good(candidate, baseline):
         set_current(models_dir, version, candidate, previous=pointer["version"])
         return PromotionDecision(
-            version, True, "at least as good as the current model on the same test split", scores,
-            pointer["version"], current_scores,
+            version,
+            True,
+            "at least as good as the current model on the same test split",
+            scores,
+            pointer["version"],
+            current_scores,
         )
     return PromotionDecision(
-        version, False, "worse than the current model on the same test split; current kept", scores,
-        pointer["version"], current_scores,
+        version,
+        False,
+        "worse than the current model on the same test split; current kept",
+        scores,
+        pointer["version"],
+        current_scores,
     )
 
 
@@ -213,9 +228,14 @@ def run_training(
     return TrainingResult(version_dir, metrics, decision, read_metadata(version_dir))
 
 
-def predict_csv(model_path: str | os.PathLike[str], csv_path: str | os.PathLike[str]) -> pd.DataFrame:
+def predict_csv(
+    model_path: str | os.PathLike[str],
+    csv_path: str | os.PathLike[str],
+    *,
+    allow_version_mismatch: bool = False,
+) -> pd.DataFrame:
     """Predict the species of every row of a CSV with the four feature columns; returns the rows plus predictions."""
-    loaded = load_model(model_path)
+    loaded = load_model(model_path, allow_version_mismatch=allow_version_mismatch)
     frame = pd.read_csv(csv_path)
     features = loaded.metadata.get("features", list(FEATURES))
     missing = [c for c in features if c not in frame.columns]

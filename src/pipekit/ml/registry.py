@@ -62,7 +62,9 @@ def read_metadata(version_dir: str | os.PathLike[str]) -> dict[str, Any]:
 
 def write_metadata(version_dir: str | os.PathLike[str], metadata: dict[str, Any]) -> Path:
     """Write the sidecar atomically."""
-    return atomic_write_text(Path(version_dir) / METADATA_FILE, json.dumps(metadata, indent=2, default=str) + "\n")
+    return atomic_write_text(
+        Path(version_dir) / METADATA_FILE, json.dumps(metadata, indent=2, default=str) + "\n"
+    )
 
 
 def save_model(model: Any, version_dir: str | os.PathLike[str], metadata: dict[str, Any]) -> Path:
@@ -129,7 +131,9 @@ def load_model(path: str | os.PathLike[str], *, allow_version_mismatch: bool = F
         )
     saved = meta.get("libraries", {})
     here = library_versions()
-    mismatched = {name: (saved.get(name), here[name]) for name in CHECKED_LIBRARIES if saved.get(name) != here[name]}
+    mismatched = {
+        name: (saved.get(name), here[name]) for name in CHECKED_LIBRARIES if saved.get(name) != here[name]
+    }
     if mismatched:
         detail = ", ".join(f"{n} saved with {s} but {h} is installed" for n, (s, h) in mismatched.items())
         if not allow_version_mismatch:
@@ -177,7 +181,9 @@ def read_current(models_dir: str | os.PathLike[str]) -> dict[str, Any] | None:
     except FileNotFoundError:
         return None
     except json.JSONDecodeError as exc:
-        raise ModelError(f"{path} is not valid JSON ({exc}).", hint="Restore it or delete it to re-promote.") from exc
+        raise ModelError(
+            f"{path} is not valid JSON ({exc}).", hint="Restore it or delete it to re-promote."
+        ) from exc
 
 
 @dataclass(frozen=True)
@@ -196,7 +202,9 @@ class PromotionDecision:
         return asdict(self)
 
 
-def set_current(models_dir: str | os.PathLike[str], version: str, metrics: Metrics, previous: str | None) -> Path:
+def set_current(
+    models_dir: str | os.PathLike[str], version: str, metrics: Metrics, previous: str | None
+) -> Path:
     """Point ``current.json`` at ``version`` atomically, remembering the previous one (whose folder is kept)."""
     pointer = {
         "version": version,

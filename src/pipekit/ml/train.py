@@ -100,7 +100,9 @@ def split_iris(iris: pd.DataFrame, config: TrainingConfig) -> Split:
     """Split features/labels into a seeded stratified train and test set."""
     from sklearn.model_selection import train_test_split
 
-    ids = iris[ID_COLUMN] if ID_COLUMN in iris.columns else pd.Series(range(1, len(iris) + 1), index=iris.index)
+    ids = (
+        iris[ID_COLUMN] if ID_COLUMN in iris.columns else pd.Series(range(1, len(iris) + 1), index=iris.index)
+    )
     x_train, x_test, y_train, y_test, _, id_test = train_test_split(
         iris.loc[:, list(FEATURES)],
         iris[TARGET],
@@ -115,12 +117,16 @@ def split_iris(iris: pd.DataFrame, config: TrainingConfig) -> Split:
 def rows_by_id(iris: pd.DataFrame, test_ids: Sequence[int]) -> tuple[pd.DataFrame, pd.Series]:
     """The rows of ``iris`` whose Id is in ``test_ids``: features and labels, for re-scoring another model."""
     wanted = set(test_ids)
-    ids = iris[ID_COLUMN] if ID_COLUMN in iris.columns else pd.Series(range(1, len(iris) + 1), index=iris.index)
+    ids = (
+        iris[ID_COLUMN] if ID_COLUMN in iris.columns else pd.Series(range(1, len(iris) + 1), index=iris.index)
+    )
     rows = iris[ids.isin(wanted)]
     return rows.loc[:, list(FEATURES)], rows[TARGET]
 
 
-def compare_candidates(x_train: pd.DataFrame, y_train: pd.Series, config: TrainingConfig) -> list[CandidateScore]:
+def compare_candidates(
+    x_train: pd.DataFrame, y_train: pd.Series, config: TrainingConfig
+) -> list[CandidateScore]:
     """Score every candidate with seeded stratified k-fold CV; best first (ties keep the configured order)."""
     from sklearn.model_selection import StratifiedKFold, cross_val_score
 
@@ -131,7 +137,9 @@ def compare_candidates(x_train: pd.DataFrame, y_train: pd.Series, config: Traini
             build_pipeline(name, config.seed), x_train, y_train, cv=folds, scoring=config.scoring
         )
         scores.append(
-            CandidateScore(name, float(np.mean(fold_scores)), float(np.std(fold_scores)), tuple(map(float, fold_scores)))
+            CandidateScore(
+                name, float(np.mean(fold_scores)), float(np.std(fold_scores)), tuple(map(float, fold_scores))
+            )
         )
     # sorted() is stable, so equal means keep the configured order and the choice is deterministic.
     return sorted(scores, key=lambda s: -s.mean)
