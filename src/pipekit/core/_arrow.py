@@ -9,7 +9,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 STRING = pa.string()
-NULL_STRING = pa.scalar(None, type=pa.string())
+# Booleans with nulls would become object columns; the nullable "boolean" dtype keeps them typed.
+_BOOL_MAPPING = {pa.bool_(): pd.BooleanDtype()}
 
 
 def is_stringlike(data_type: pa.DataType) -> bool:
@@ -33,17 +34,25 @@ def as_array(values: pa.Array | pa.ChunkedArray | pd.Series | Sequence[object]) 
 def series_to_arrow(series: pd.Series) -> pa.Array | pa.ChunkedArray:
     """Convert a pandas Series to Arrow; NaN/None/NA become null, mixed objects become strings."""
     try:
-        return pa.array(series, from_pandas=True)
+        values = pa.array(series, from_pandas=True)
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         # Mixed Python objects (e.g. ints and strings read from a messy source): compare them as text.
         as_text = series.map(lambda v: v if v is None or (isinstance(v, float) and v != v) else str(v))
         return pa.array(as_text, type=pa.string(), from_pandas=True)
+    # pandas 3 "str" columns arrive as large_string; plain string matches what Arrow's CSV reader
+    # gives, so batches from a file and from a DataFrame have the same schema.
+    if pa.types.is_large_string(values.type):
+        return values.cast(pa.string())
+    return values
 
 
 def arrow_to_series(values: pa.Array | pa.ChunkedArray, like: pd.Series) -> pd.Series:
     """Convert Arrow data back to a Series with ``like``'s index, name and (string) dtype."""
-    out = pd.Series(values.to_pandas(), index=like.index, name=like.name)
-    if isinstance(like.dtype, pd.StringDtype):
+    out = values.to_pandas(types_mapper=_BOOL_MAPPING.get)
+    # Assign (not pass) the index: passing it to pd.Series would re-align by label and lose values.
+    out.index = like.index
+    out.name = like.name
+    if isinstance(like.dtype, pd.StringDtype) and is_stringlike(values.type):
         out = out.astype(like.dtype)
     return out
 
@@ -58,8 +67,7 @@ def frame_to_table(frame: pd.DataFrame) -> pa.Table:
 
 def table_to_frame(table: pa.Table) -> pd.DataFrame:
     """Convert an Arrow table to pandas; booleans with nulls become the nullable ``boolean`` dtype."""
-    mapping = {pa.bool_(): pd.BooleanDtype()}
-    return table.to_pandas(types_mapper=mapping.get)
+    return table.to_pandas(types_mapper=_BOOL_MAPPING.get)
 
 
 def blank_mask(values: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:

@@ -17,7 +17,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipekit.core._arrow import NULL_STRING, arrow_to_series, as_array, is_stringlike
+from pipekit.core._arrow import arrow_to_series, as_array, is_stringlike
 from pipekit.core.normalize import emails_kernel
 from pipekit.errors import ConfigError
 
@@ -248,7 +248,7 @@ def _strings(values: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
 
 def _constant(values: pa.Array | pa.ChunkedArray, text: str) -> pa.Array | pa.ChunkedArray:
     # Nulls stay null: a missing value carries no information to hide.
-    return pc.if_else(pc.is_valid(values), pa.scalar(text, pa.string()), NULL_STRING)
+    return pc.if_else(pc.is_valid(values), pa.scalar(text, pa.string()), pa.scalar(None, pa.string()))
 
 
 def partial_kernel(values: pa.Array | pa.ChunkedArray, keep_last: int) -> pa.Array | pa.ChunkedArray:
@@ -257,12 +257,12 @@ def partial_kernel(values: pa.Array | pa.ChunkedArray, keep_last: int) -> pa.Arr
     length = pc.utf8_length(text)
     short = pc.less_equal(length, keep_last)
     if keep_last == 0:
-        tail = pc.if_else(pc.is_valid(text), pa.scalar("", pa.string()), NULL_STRING)
+        tail = pc.if_else(pc.is_valid(text), pa.scalar("", text.type), pa.scalar(None, text.type))
     else:
         tail = pc.utf8_slice_codeunits(text, start=-keep_last)
-    stars = pc.binary_repeat(pa.scalar("*", pa.string()), pc.max_element_wise(pc.subtract(length, keep_last), 0))
+    stars = pc.binary_repeat(pa.scalar("*", text.type), pc.max_element_wise(pc.subtract(length, keep_last), 0))
     kept = pc.binary_join_element_wise(stars, tail, "")
-    full = pc.binary_repeat(pa.scalar("*", pa.string()), length)
+    full = pc.binary_repeat(pa.scalar("*", text.type), length)
     return pc.if_else(short, full, kept)
 
 

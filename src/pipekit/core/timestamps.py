@@ -42,8 +42,8 @@ def parse_timestamps(values: pa.Array | pa.ChunkedArray | pd.Series) -> pa.Array
     text = pc.replace_substring(text, ",", ".")
     text = pc.replace_substring_regex(text, r"(\.\d{6})\d+", r"\1")
     zoned = pc.fill_null(pc.match_substring_regex(text, _HAS_ZONE), False)
-    naive_text = pc.if_else(pc.and_(valid, pc.invert(zoned)), text, pa.scalar(None, pa.string()))
-    zoned_text = pc.if_else(pc.and_(valid, zoned), text, pa.scalar(None, pa.string()))
+    naive_text = pc.if_else(pc.and_(valid, pc.invert(zoned)), text, pa.scalar(None, text.type))
+    zoned_text = pc.if_else(pc.and_(valid, zoned), text, pa.scalar(None, text.type))
     try:
         naive = pc.cast(naive_text, _NAIVE_US).cast(UTC_US)
         aware = pc.cast(zoned_text, UTC_US)
@@ -111,5 +111,5 @@ def flag_future(
         )
     flags, n_future, n_unparsable = future_flags(as_array(customers[column]), now=utc_now(now))
     out = customers.copy()
-    out[flag_column] = arrow_to_series(flags, customers[column]).astype("boolean")
+    out[flag_column] = arrow_to_series(flags, customers[column])
     return out, n_future, n_unparsable

@@ -1,0 +1,100 @@
+"""Timestamp parsing (ISO-8601, naive = UTC) and the future flag."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import pandas as pd
+import pyarrow as pa
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pipekit.core import UTC_US, flag_future, future_flags, parse_timestamps
+from pipekit.errors import ValidationError
+
+NOW = datetime(2025, 1, 1, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("2023-01-15", datetime(2023, 1, 15, tzinfo=UTC)),
+        ("2023-01-15T10:30:00", datetime(2023, 1, 15, 10, 30, tzinfo=UTC)),
+        ("2023-01-15 10:30:00", datetime(2023, 1, 15, 10, 30, tzinfo=UTC)),
+        ("2023-01-15 10:30", datetime(2023, 1, 15, 10, 30, tzinfo=UTC)),
+        ("2023-01-15T10:30:00Z", datetime(2023, 1, 15, 10, 30, tzinfo=UTC)),
+        ("2023-01-15t10:30:00z", datetime(2023, 1, 15, 10, 30, tzinfo=UTC)),
+        ("2023-01-15T10:30:00+05:30", datetime(2023, 1, 15, 5, 0, tzinfo=UTC)),
+        ("2023-01-15T10:30:00-0200", datetime(2023, 1, 15, 12, 30, tzinfo=UTC)),
+        ("2023-01-15T10:30:00.123456Z", datetime(2023, 1, 15, 10, 30, 0, 123456, tzinfo=UTC)),
+        ("2023-01-15T10:30:00.5", datetime(2023, 1, 15, 10, 30, 0, 500000, tzinfo=UTC)),
+        ("2023-01-15T10:30:00,25+01:00", datetime(2023, 1, 15, 9, 30, 0, 250000, tzinfo=UTC)),
+        ("2023-01-15T10:30:00.123456789Z", datetime(2023, 1, 15, 10, 30, 0, 123456, tzinfo=UTC)),
+        ("  2023-01-15T10:30:00Z  ", datetime(2023, 1, 15, 10, 30, tzinfo=UTC)),
+    ],
+)
+def test_parse_timestamps_iso_forms(raw: str, expected: datetime) -> None:
+    out = parse_timestamps(pa.array([raw]))
+    assert out.type == UTC_US
+    assert out[0].as_py() == expected
+
+
+@pytest.mark.parametrize(
+    "raw", ["garbage", "", "15/01/2023", "2023-13-01", "2023-02-30T00:00:00", "2023-01-15T25:00:00", "1700000000"]
+)
+def test_unparsable_values_become_null(raw: str) -> None:
+    out = parse_timestamps(pa.array(["2023-01-15", raw, None]))
+    assert out.to_pylist() == [datetime(2023, 1, 15, tzinfo=UTC), None, None]
+
+
+def test_parse_accepts_pandas_series_and_timestamp_arrays() -> None:
+    assert parse_timestamps(pd.Series(["2023-01-15", None]))[0].as_py() == datetime(2023, 1, 15, tzinfo=UTC)
+    naive = pa.array([datetime(2023, 1, 15)], type=pa.timestamp("ms"))
+    assert parse_timestamps(naive)[0].as_py() == datetime(2023, 1, 15, tzinfo=UTC)
+    chunked = pa.chunked_array([["2023-01-15"], ["bad"]])
+    assert parse_timestamps(chunked).null_count == 1
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.datetimes(min_value=datetime(1900, 1, 1), max_value=datetime(2200, 1, 1)),
+    st.sampled_from([None, 0, 330, -120, 60]),
+    st.sampled_from(["T", " "]),
+)
+def test_parse_round_trips_isoformat(moment: datetime, offset_minutes: int | None, sep: str) -> None:
+    if offset_minutes is not None:
+        moment = moment.replace(tzinfo=timezone(timedelta(minutes=offset_minutes)))
+    parsed = parse_timestamps(pa.array([moment.isoformat(sep=sep)]))[0].as_py()
+    expected = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    assert parsed == expected
+
+
+def test_flag_future_counts_and_keeps_unparsable_rows() -> None:
+    frame = pd.DataFrame({"timestamp": ["2024-12-31T23:59:59", "2025-01-01T00:00:01", "bad", None, "2099-01-01"]})
+    out, n_future, n_unparsable = flag_future(frame, now=NOW)
+    assert (n_future, n_unparsable) == (2, 1)
+    assert len(out) == 5
+    assert out["is_future"].tolist() == [False, True, pd.NA, pd.NA, True]
+    assert "is_future" not in frame.columns, "the input must not be modified"
+
+
+def test_flag_future_naive_now_is_utc_and_offsets_count() -> None:
+    # 2025-01-01T01:30+02:00 is 2024-12-31T23:30Z: in the past relative to a naive midnight "now".
+    frame = pd.DataFrame({"ts": ["2025-01-01T01:30:00+02:00", "2025-01-01T00:30:00"]})
+    out, n_future, _ = flag_future(frame, "ts", now=datetime(2025, 1, 1), flag_column="later")
+    assert out["later"].tolist() == [False, True] and n_future == 1
+
+
+def test_flag_future_missing_column_is_a_validation_error() -> None:
+    with pytest.raises(ValidationError, match="'timestamp'"):
+        flag_future(pd.DataFrame({"id": ["1"]}), now=NOW)
+
+
+def test_future_flags_kernel_matches_wrapper() -> None:
+    values = ["2024-01-01", "2030-01-01", "x"]
+    flags, n_future, n_bad = future_flags(pa.array(values), now=NOW)
+    out, p_future, p_bad = flag_future(pd.DataFrame({"timestamp": values}), now=NOW)
+    assert (n_future, n_bad) == (p_future, p_bad) == (1, 1)
+    assert flags.to_pylist() == [False, True, None]
+    assert out["is_future"].tolist() == [False, True, pd.NA]
