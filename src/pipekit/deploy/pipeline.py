@@ -1,0 +1,186 @@
+"""One deployment step of the CI/CD pipeline: diff, validate, upload, reconcile, start runs, monitor.
+
+``run`` is what the Lambda calls on every invocation. It returns an :class:`Outcome`; the caller
+reports it to CodePipeline. Glue runs outlast a Lambda, so while runs are going the outcome is
+``in_progress`` with a continuation token, and the next invocation only checks the runs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipekit.aws import glue, ssm
+from pipekit.deploy import _s3
+from pipekit.deploy.apply import apply, read_current
+from pipekit.deploy.config import JOBS_DIR, SCRIPTS_DIR, is_config_path, job_name_for, load_configs
+from pipekit.deploy.event import DeploySettings
+from pipekit.deploy.plan import DesiredJob, plan
+from pipekit.deploy.sources import Source, watched
+from pipekit.errors import DeployError
+
+log = logging.getLogger("pipekit.deploy")
+
+SUCCEEDED, IN_PROGRESS, FAILED = "succeeded", "in_progress", "failed"
+
+
+class DeployTimeout(DeployError):
+    """The invocation is about to run out of time before finishing a step."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What to report to CodePipeline."""
+
+    status: str
+    summary: str
+    continuation_token: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+def _short(rev: str | None) -> str:
+    return rev[:12] if rev else "(none)"
+
+
+def _token(state: dict[str, Any]) -> str:
+    return json.dumps(state, separators=(",", ":"), sort_keys=True)
+
+
+def run(
+    settings: DeploySettings,
+    source: Source,
+    *,
+    continuation_token: str | None = None,
+    session: Any | None = None,
+    check_time: Callable[[str], None] = lambda step: None,
+) -> Outcome:
+    """Deploy ``source.revision``; see the module docstring. Raises PipekitError subclasses on failure."""
+    if continuation_token:
+        state = json.loads(continuation_token)
+        if state.get("revision") != source.revision:
+            raise DeployError(f"continuation token is for revision {_short(state.get('revision'))}, but this "
+                              f"job deploys {_short(source.revision)}")
+        return _monitor(settings, source, state, session=session, check_time=check_time)
+
+    revision = source.revision
+    recorded = ssm.get_parameter(settings.runs_parameter, session=session)
+    if recorded:
+        state = json.loads(recorded)
+        if state.get("revision") == revision:
+            # Same revision invoked again (a retried Lambda or a re-run): never start a run twice.
+            log.info("revision %s already has recorded runs %s; resuming", _short(revision), state.get("runs"))
+            return _start_and_monitor(settings, source, state, session=session, check_time=check_time,
+                                      note="resumed an earlier invocation of this revision")
+
+    last = ssm.get_parameter(settings.last_deployed_parameter, session=session)
+    if last == revision:
+        return Outcome(SUCCEEDED, f"Revision {_short(revision)} is already deployed; nothing to do.",
+                       details={"revision": revision})
+    since = source.baseline(last)
+    check_time("diff")
+    changes = watched(source.changes(since), settings.watched)
+    log.info("revision %s vs %s: %d watched change(s)", _short(revision), _short(since), len(changes))
+    if not changes:
+        _mark_deployed(settings, source, session=session)
+        return Outcome(SUCCEEDED, f"No files under {', '.join(settings.watched)} changed between {_short(since)} "
+                                  f"and {_short(revision)}; nothing to deploy.",
+                       details={"revision": revision, "since": since, "changed": []})
+
+    check_time("validate")
+    config_paths = [p for p in source.list_files(JOBS_DIR) if is_config_path(p)]
+    scripts = set(source.list_files(SCRIPTS_DIR))
+    configs = load_configs({p: source.read(p) for p in config_paths}, known_files=scripts)
+
+    check_time("upload scripts")
+    uploaded = []
+    for script in sorted({c.script for c in configs}):
+        key = f"{settings.scripts_prefix}{script}"
+        if _s3.sync_bytes(settings.bucket, key, source.read(f"{SCRIPTS_DIR}/{script}"), session=session):
+            uploaded.append(f"s3://{settings.bucket}/{key}")
+
+    check_time("reconcile")
+    changed_paths = {c.path for c in changes}
+    removed = {job_name_for(c.path) for c in changes if c.status == "D" and is_config_path(c.path)}
+    desired = [DesiredJob.from_config(c, bucket=settings.bucket, owner=settings.owner,
+                                      prefix=settings.scripts_prefix) for c in configs]
+    current = read_current([d.name for d in desired] + sorted(removed), session=session)
+    steps = plan(desired, current, owner=settings.owner)
+    report = apply(steps, prune=settings.prune, session=session)
+    for step in steps:
+        log.info("%s", step.describe())
+
+    to_run = sorted(c.name for c in configs if c.run_after_deploy and (
+        c.name in report.changed or c.path in changed_paths or c.script_path in changed_paths))
+    state = {"revision": revision, "to_run": to_run, "runs": {},
+             "run_arguments": {c.name: dict(c.run_arguments) for c in configs if c.name in to_run},
+             "plan": report.as_dict(), "uploaded": uploaded}
+    return _start_and_monitor(settings, source, state, session=session, check_time=check_time)
+
+
+def _start_and_monitor(settings: DeploySettings, source: Source, state: dict[str, Any], *,
+                       session: Any | None, check_time: Callable[[str], None], note: str = "") -> Outcome:
+    """Start the runs in ``state['to_run']`` that have no recorded run id yet, then check them."""
+    runs: dict[str, str] = state.setdefault("runs", {})
+    pending = [name for name in state.get("to_run", []) if name not in runs]
+    record = {k: state.get(k) for k in ("revision", "to_run", "runs", "run_arguments")}
+    if pending:
+        # Record the intent before starting, and each run id right after, so a re-invocation resumes.
+        ssm.put_parameter(settings.runs_parameter, _token(record), session=session,
+                          description="pipekit: Glue runs started for this revision")
+    for name in pending:
+        check_time(f"start run of {name}")
+        runs[name] = glue.start_job_run(name, state.get("run_arguments", {}).get(name), session=session)
+        log.info("started Glue job %s run %s", name, runs[name])
+        ssm.put_parameter(settings.runs_parameter, _token(record), session=session)
+    if note:
+        state["note"] = note
+    return _monitor(settings, source, state, session=session, check_time=check_time)
+
+
+def _monitor(settings: DeploySettings, source: Source, state: dict[str, Any], *,
+             session: Any | None, check_time: Callable[[str], None]) -> Outcome:
+    """Check every recorded run once: all succeeded, any failed, or still going (continuation)."""
+    revision = state["revision"]
+    runs: dict[str, str] = state.get("runs", {})
+    results = {}
+    for name, run_id in sorted(runs.items()):
+        check_time(f"check run of {name}")
+        results[name] = glue.get_job_run(name, run_id, session=session)
+    failed = [r for r in results.values() if r.outcome.done and r.outcome is not glue.RunOutcome.SUCCEEDED]
+    going = [r for r in results.values() if not r.outcome.done]
+    plan_txt = ", ".join(f"{k} {', '.join(v)}" for k, v in (state.get("plan") or {}).items() if v)
+    details = {"revision": revision, "plan": state.get("plan"), "uploaded": state.get("uploaded"),
+               "runs": {n: r.state for n, r in results.items()}}
+    if failed:
+        raise GlueRunFailed(failed, revision)
+    if going:
+        token_state = {k: v for k, v in state.items() if k in ("revision", "runs", "plan")}
+        if len(_token(token_state)) > 2000:  # CodePipeline caps the token at 2048 characters
+            token_state.pop("plan")
+        return Outcome(IN_PROGRESS, f"Revision {_short(revision)}: waiting for "
+                                    + ", ".join(f"{r.job_name} ({r.state})" for r in going),
+                       continuation_token=_token(token_state), details=details)
+    _mark_deployed(settings, source, session=session)
+    ran = ", ".join(f"{r.job_name} run {r.run_id[:12]} SUCCEEDED" for r in results.values())
+    summary = f"Deployed {_short(revision)}: {plan_txt or 'no job changes'}"
+    if ran:
+        summary += f"; {ran}"
+    return Outcome(SUCCEEDED, summary + ".", details=details)
+
+
+class GlueRunFailed(DeployError):
+    """A Glue run started by the deployment did not succeed; the message carries Glue's ErrorMessage."""
+
+    def __init__(self, runs: list[glue.JobRun], revision: str) -> None:
+        self.runs = runs
+        super().__init__(f"Revision {_short(revision)}: " + "; ".join(r.describe() for r in runs),
+                         hint="Fix the job and push a new commit; the job definitions were deployed.")
+
+
+def _mark_deployed(settings: DeploySettings, source: Source, *, session: Any | None) -> None:
+    source.remember()
+    ssm.put_parameter(settings.last_deployed_parameter, source.revision, session=session,
+                      description="pipekit: last Glue deployment that succeeded")
