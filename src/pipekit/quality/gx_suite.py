@@ -29,20 +29,20 @@ _TIMESTAMP_FALLBACK = (
 _EMAIL_FALLBACK = r"^\s*[^@\s]+@[^@\s]+\.[^@\s]+\s*$"
 
 
-def _core_patterns() -> tuple[str, str]:
-    """(email, timestamp) regexes from pipekit.core when it exports them, else the same grammar kept here."""
-    try:
-        from pipekit import core
-    except ImportError:  # pragma: no cover - core is part of the package
-        return _EMAIL_FALLBACK, _TIMESTAMP_FALLBACK
-    email = getattr(core, "EMAIL_PATTERN", None) or _EMAIL_FALLBACK
-    stamp = getattr(core, "TIMESTAMP_PATTERN", None)
-    if stamp is None:
-        from pipekit.core import timestamps
+def _trimmed(pattern: str) -> str:
+    """``^inner$`` -> ``^\\s*(?:inner)\\s*$``: the core trims values before matching, GX sees them raw."""
+    return rf"^\s*(?:{pattern.removeprefix('^').removesuffix('$')})\s*$"
 
-        inner = getattr(timestamps, "_ISO", None)
-        stamp = rf"^\s*{inner.strip('^$')}\s*$" if inner else _TIMESTAMP_FALLBACK
-    return email, stamp
+
+def _core_patterns() -> tuple[str, str]:
+    """(email, timestamp) regexes of pipekit.core, so GX and the core judge values alike."""
+    from pipekit import core
+    from pipekit.core import timestamps
+
+    email = getattr(core, "EMAIL_PATTERN", None)
+    # TIMESTAMP_PATTERN is the public name asked of the core; _ISO is where it lives today.
+    stamp = getattr(core, "TIMESTAMP_PATTERN", None) or getattr(timestamps, "_ISO", None)
+    return (_trimmed(email) if email else _EMAIL_FALLBACK), (_trimmed(stamp) if stamp else _TIMESTAMP_FALLBACK)
 
 
 @dataclass(frozen=True)
@@ -357,6 +357,7 @@ def check_csv(
     stem: str | None = None,
     encoding: str = "utf-8",
     fail_on_data_problems: bool = False,
+    label: str | None = None,
 ) -> tuple[QualityResult, Path, Path]:
     """Validate ``path``, save ``<stem>_gx.json``/``<stem>_gx.html`` in ``out_dir``, then fail if it must.
 
@@ -369,7 +370,7 @@ def check_csv(
     json_path, html_path = save_result(result, Path(out_dir) / f"{stem}_gx.json", Path(out_dir) / f"{stem}_gx.html")
     if not result.ok or (fail_on_data_problems and not result.success):
         raise ValidationError(
-            f"{source}: data quality check failed\n{result.summary()}",
+            f"{label or source}: data quality check failed\n{result.summary()}",
             report=result,
             hint=f"see {html_path}; fix the export (every file needs columns {', '.join((rules or QualityRules.from_core()).required)}) and deliver it again",
         )
