@@ -213,6 +213,10 @@ class FileCrontab:
 def install(spec: CronSpec, backend: CrontabBackend) -> tuple[str, bool]:
     """Install (or replace) the line for ``spec.dag_id``; returns (line, changed). Idempotent."""
     line = build_cron_line(spec)
+    # cron's /bin/sh will not create these folders; a missing one makes every run fail silently.
+    for target in (spec.lock_file, spec.log_file):
+        if target:
+            Path(target).parent.mkdir(parents=True, exist_ok=True)
     current = backend.read()
     updated = with_entry(current, line, spec.dag_id)
     if updated == current:
