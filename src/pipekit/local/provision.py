@@ -168,8 +168,9 @@ def provision_stack(
         raise ConfigError(f"template: GetAtt {logical}.{attr} is not supported by the twin provisioner")
 
     resolve = _Resolver(template, params, physical, arns, region, stack_name)
+    # AWS::S3::BucketPolicy is deliberately not applied: the template's TLS-only Deny would refuse every
+    # request to the twin, which serves plain HTTP on 127.0.0.1 (moto enforces bucket policies).
     skipped_order = [
-        "AWS::S3::BucketPolicy",
         "AWS::Glue::Database",
         "AWS::Glue::SecurityConfiguration",
         "AWS::Glue::Classifier",
@@ -196,13 +197,6 @@ def provision_stack(
 def _exists(exc: Exception) -> bool:
     code = getattr(exc, "response", {}).get("Error", {}).get("Code", "")
     return code in {"AlreadyExistsException", "InvalidRequestException"} or "already exists" in str(exc).lower()
-
-
-def _bucket_policy(get: Callable[[str], Any], props: dict[str, Any]) -> str:
-    import json
-
-    get("s3").put_bucket_policy(Bucket=props["Bucket"], Policy=json.dumps(props["PolicyDocument"]))
-    return f"{props['Bucket']}-policy"
 
 
 def _database(get: Callable[[str], Any], props: dict[str, Any]) -> str:
@@ -296,7 +290,6 @@ def _workgroup(get: Callable[[str], Any], props: dict[str, Any]) -> str:
 
 
 _CREATORS: dict[str, Callable[[Callable[[str], Any], dict[str, Any]], str]] = {
-    "AWS::S3::BucketPolicy": _bucket_policy,
     "AWS::Glue::Database": _database,
     "AWS::Glue::SecurityConfiguration": _security_configuration,
     "AWS::Glue::Classifier": _classifier,
