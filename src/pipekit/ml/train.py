@@ -16,7 +16,7 @@ from pipekit.ml.iris import FEATURES, ID_COLUMN, TARGET
 DEFAULT_CANDIDATES: dict[str, dict[str, Any]] = {
     "logistic_regression": {"C": 1.0, "max_iter": 1000},
     "k_neighbors": {"n_neighbors": 5},
-    "random_forest": {"n_estimators": 100, "max_depth": 4},
+    "random_forest": {"n_estimators": 50, "max_depth": 4},
 }
 
 

@@ -1,0 +1,207 @@
+"""Dataset download through the real kaggle client against the stand-in; manifest, cache, fallback, validation."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from pipekit.errors import DatasetError, ValidationError
+from pipekit.io.atomic import sha256_file
+from pipekit.ml import (
+    KaggleAuth,
+    KaggleCredentialsError,
+    KaggleUnavailableError,
+    check_iris_csv,
+    download_dataset,
+    read_manifest,
+    validate_iris_csv,
+)
+from pipekit.ml._standin import DEFAULT_KEY, DEFAULT_USERNAME, KaggleStandIn
+from pipekit.ml.iris import COLUMNS, ROWS, SPECIES, iris_csv_bytes, iris_frame
+
+
+def test_iris_frame_has_the_kaggle_layout() -> None:
+    frame = iris_frame()
+    assert tuple(frame.columns) == COLUMNS
+    assert len(frame) == ROWS
+    assert frame["Species"].value_counts().to_dict() == dict.fromkeys(SPECIES, 50)
+    assert iris_csv_bytes().startswith(
+        b"Id,SepalLengthCm,SepalWidthCm,PetalLengthCm,PetalWidthCm,Species\n1,5.1,3.5"
+    )
+
+
+def test_download_through_kaggle_client_writes_manifest_then_uses_cache(
+    standin: KaggleStandIn, standin_credentials: None, tmp_path: Path
+) -> None:
+    data_dir = tmp_path / "data"
+    manifest = download_dataset(data_dir)
+    assert not manifest.cached and not manifest.fallback
+    assert standin.stats.archive_downloads == 1
+    assert standin.stats.requests == [
+        "POST /api/v1/datasets.DatasetApiService/DownloadDataset",
+        "GET /storage/saurabh00007/iriscsv/archive.zip",
+    ]
+    csv = data_dir / "Iris.csv"
+    assert csv.read_bytes() == iris_csv_bytes()
+    (entry,) = manifest.files
+    assert (entry.name, entry.size, entry.sha256) == ("Iris.csv", csv.stat().st_size, sha256_file(csv))
+    stored = json.loads((data_dir / "manifest.json").read_text())
+    assert stored["slug"] == "saurabh00007/iriscsv" and stored["kaggle_version"] == "2.2.4"
+    assert stored["credential_source"] == "environment (KAGGLE_USERNAME/KAGGLE_KEY)"
+    assert DEFAULT_KEY not in json.dumps(stored)
+    assert sorted(p.name for p in data_dir.iterdir()) == ["Iris.csv", "manifest.json"]  # no zip, no staging
+
+    again = download_dataset(data_dir)
+    assert again.cached and again.files == manifest.files
+    assert standin.stats.api_calls == 1 and standin.stats.archive_downloads == 1
+
+    download_dataset(data_dir, force=True)
+    assert standin.stats.archive_downloads == 2
+
+
+def test_changed_file_is_downloaded_again(
+    standin: KaggleStandIn, standin_credentials: None, tmp_path: Path
+) -> None:
+    download_dataset(tmp_path)
+    (tmp_path / "Iris.csv").write_text("Id,oops\n1,2\n")
+    manifest = download_dataset(tmp_path)
+    assert not manifest.cached
+    assert standin.stats.archive_downloads == 2
+    assert (tmp_path / "Iris.csv").read_bytes() == iris_csv_bytes()
+
+
+def test_unreadable_manifest_means_download_again(
+    standin: KaggleStandIn, standin_credentials: None, tmp_path: Path
+) -> None:
+    download_dataset(tmp_path)
+    (tmp_path / "manifest.json").write_text("{not json")
+    assert not download_dataset(tmp_path).cached
+    assert read_manifest(tmp_path) is not None
+
+
+def test_kaggle_json_credentials(standin: KaggleStandIn, kaggle_env: Path, tmp_path: Path) -> None:
+    (kaggle_env / "kaggle.json").write_text(json.dumps({"username": DEFAULT_USERNAME, "key": DEFAULT_KEY}))
+    (kaggle_env / "kaggle.json").chmod(0o600)
+    manifest = download_dataset(tmp_path / "data")
+    assert manifest.credential_source == "kaggle config file"
+    assert standin.stats.archive_downloads == 1
+
+
+def test_explicit_credentials_and_masked_repr(
+    standin: KaggleStandIn, kaggle_env: Path, tmp_path: Path
+) -> None:
+    auth = KaggleAuth(DEFAULT_USERNAME, DEFAULT_KEY)
+    assert DEFAULT_KEY not in repr(auth)
+    manifest = download_dataset(tmp_path, auth=auth)
+    assert manifest.credential_source.startswith("explicit")
+
+
+def test_missing_credentials_say_what_to_set(
+    standin: KaggleStandIn, kaggle_env: Path, tmp_path: Path
+) -> None:
+    with pytest.raises(KaggleCredentialsError) as info:
+        download_dataset(tmp_path / "data")
+    assert "KAGGLE_USERNAME and KAGGLE_KEY" in info.value.hint
+    assert "kaggle.json" in info.value.hint and "offline_fallback=True" in info.value.hint
+    assert standin.stats.api_calls == 0
+    assert list((tmp_path / "data").iterdir()) == []  # staging folder removed, nothing half-written
+
+
+def test_rejected_credentials(standin: KaggleStandIn, kaggle_env: Path, tmp_path: Path) -> None:
+    with pytest.raises(KaggleCredentialsError, match="rejected the credentials \\(HTTP 401\\)") as info:
+        download_dataset(tmp_path, auth=KaggleAuth(DEFAULT_USERNAME, "wrong-key-123"))
+    assert "wrong-key-123" not in str(info.value)
+    assert standin.stats.rejected_auth == 1
+
+
+def test_unknown_dataset(standin: KaggleStandIn, standin_credentials: None, tmp_path: Path) -> None:
+    with pytest.raises(DatasetError, match="not found \\(HTTP 404\\)"):
+        download_dataset(tmp_path, "nobody/nothing")
+
+
+def test_unreachable_api_is_retryable_and_fallback_is_opt_in(
+    standin_credentials: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kagglesdk import kaggle_env as env_module
+
+    # Point the client's TEST endpoint at a port nothing listens on (9 = discard) to simulate no network.
+    monkeypatch.setitem(env_module._env_to_endpoint, env_module.KaggleEnv.TEST, "http://127.0.0.1:9")
+    with pytest.raises(KaggleUnavailableError, match="Cannot reach the Kaggle API") as info:
+        download_dataset(tmp_path / "a")
+    assert info.value.retryable
+
+    manifest = download_dataset(tmp_path / "b", offline_fallback=True)
+    assert manifest.fallback and manifest.fallback_reason.startswith("Cannot reach the Kaggle API")
+
+
+def test_offline_fallback_recorded_and_not_reused_without_opt_in(
+    standin: KaggleStandIn, kaggle_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    manifest = download_dataset(tmp_path, offline_fallback=True)
+    assert manifest.fallback and manifest.source.startswith("scikit-learn")
+    assert manifest.fallback_reason == "No Kaggle credentials found."
+    validate_iris_csv(tmp_path / "Iris.csv")
+    assert download_dataset(tmp_path, offline_fallback=True).cached
+
+    # Once credentials exist and the user no longer opts in, the real dataset replaces the fallback copy.
+    monkeypatch.setenv("KAGGLE_USERNAME", DEFAULT_USERNAME)
+    monkeypatch.setenv("KAGGLE_KEY", DEFAULT_KEY)
+    real = download_dataset(tmp_path)
+    assert not real.fallback and real.source == "kaggle:saurabh00007/iriscsv"
+    assert standin.stats.archive_downloads == 1
+
+
+def test_port_in_use_is_a_clear_error(standin: KaggleStandIn) -> None:
+    with pytest.raises(DatasetError, match=r"127\.0\.0\.1:7777 is already in use"):
+        KaggleStandIn().start()
+
+
+# ------------------------------------------------------------------------------------------ validation
+
+
+def _write(tmp_path: Path, frame: pd.DataFrame) -> Path:
+    path = tmp_path / "Iris.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+def test_valid_csv_passes(tmp_path: Path) -> None:
+    report = validate_iris_csv(_write(tmp_path, iris_frame()))
+    assert report.ok and report.rows == 150
+
+
+def test_invalid_csv_reports_every_problem_and_leaves_file_untouched(tmp_path: Path) -> None:
+    frame = iris_frame().drop(columns=["PetalWidthCm"]).head(149)
+    frame["SepalLengthCm"] = frame["SepalLengthCm"].astype(object)
+    frame.loc[3, "SepalLengthCm"] = "n/a"
+    frame.loc[5, "SepalWidthCm"] = -1.0
+    frame.loc[7, "Species"] = "Iris-unknown"
+    frame["extra"] = 1
+    path = _write(tmp_path, frame)
+    before = sha256_file(path)
+
+    report = check_iris_csv(path)
+    checks = [(p.check, p.column) for p in report.problems]
+    assert ("columns", None) in checks  # missing PetalWidthCm and unexpected "extra": two entries
+    assert sum(1 for c in checks if c[0] == "columns") == 2
+    assert ("row_count", None) in checks
+    assert ("numeric", "SepalLengthCm") in checks
+    assert ("range", "SepalWidthCm") in checks
+    assert ("labels", "Species") in checks
+    numeric = next(p for p in report.problems if p.check == "numeric")
+    assert numeric.rows == (5,)  # CSV line 5 = data row index 3
+
+    with pytest.raises(ValidationError, match="PetalWidthCm") as info:
+        validate_iris_csv(path)
+    assert info.value.report == report
+    assert sha256_file(path) == before
+
+
+def test_unreadable_csv(tmp_path: Path) -> None:
+    path = tmp_path / "Iris.csv"
+    path.write_bytes(b"")
+    with pytest.raises(ValidationError, match="not a readable CSV"):
+        validate_iris_csv(path)
