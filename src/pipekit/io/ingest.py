@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import fcntl
 import json
+import logging
 import os
 import shutil
 from collections.abc import Iterator, Mapping
@@ -23,6 +24,8 @@ from typing import Any, Literal
 
 from pipekit.errors import InputError, StorageError
 from pipekit.io.atomic import atomic_path, sha256_file
+
+log = logging.getLogger(__name__)
 
 Event = Literal["ingested", "completed", "skipped_duplicate"]
 
@@ -75,22 +78,25 @@ class Manifest:
         self.path = Path(path)
 
     def entries(self) -> list[ManifestEntry]:
-        """Every entry in file order; a torn last line (crash mid-append) is ignored, any other bad line is an error."""
+        """Every entry in file order; lines torn by a crash mid-append are skipped with a warning."""
         if not self.path.exists():
             return []
-        lines = self.path.read_text(encoding="utf-8").splitlines()
         out: list[ManifestEntry] = []
-        for number, line in enumerate(lines, start=1):
+        for number, line in enumerate(self.path.read_text(encoding="utf-8").splitlines(), start=1):
             if not line.strip():
                 continue
             try:
-                out.append(ManifestEntry.from_dict(json.loads(line)))
-            except (json.JSONDecodeError, TypeError) as exc:
-                if number == len(lines):
-                    break
+                data = json.loads(line)
+            except json.JSONDecodeError:
+                # A crash mid-append leaves a partial line; the append that follows starts a fresh one.
+                log.warning("manifest %s line %d is a partial write; ignored", self.path, number)
+                continue
+            try:
+                out.append(ManifestEntry.from_dict(data))
+            except TypeError as exc:
                 raise StorageError(
-                    f"manifest {self.path} line {number} is not a valid entry: {exc}",
-                    hint="restore the manifest from its backup or remove the broken line; it is append-only otherwise",
+                    f"manifest {self.path} line {number} is JSON but not a manifest entry: {exc}",
+                    hint="the manifest is append-only: restore it from a backup or remove the foreign line",
                 ) from exc
         return out
 
@@ -123,7 +129,11 @@ class Manifest:
     def ingested(self, sha256: str, run_id: str) -> ManifestEntry | None:
         """The ``ingested`` entry this run already wrote for ``sha256`` (a retried task reuses it)."""
         return next(
-            (e for e in self.entries() if e.event == "ingested" and e.sha256 == sha256 and e.run_id == run_id),
+            (
+                e
+                for e in self.entries()
+                if e.event == "ingested" and e.sha256 == sha256 and e.run_id == run_id
+            ),
             None,
         )
 
@@ -146,7 +156,10 @@ class IngestResult:
 
 
 def find_landing_files(
-    landing_dir: str | os.PathLike[str], pattern: str = "*.csv", *, settle_seconds: float = 0.0,
+    landing_dir: str | os.PathLike[str],
+    pattern: str = "*.csv",
+    *,
+    settle_seconds: float = 0.0,
     now: datetime | None = None,
 ) -> list[Path]:
     """Files in ``landing_dir`` matching ``pattern``, oldest first; skips hidden, in-flight and too-fresh files."""
@@ -173,7 +186,9 @@ def count_csv_rows(path: str | os.PathLike[str], encoding: str = "utf-8") -> int
         with open(path, encoding=encoding, errors="replace", newline="") as fh:
             rows = sum(1 for _ in csv.reader(fh))
     except csv.Error as exc:
-        raise InputError(f"{path}: not readable as CSV: {exc}", hint="check the file is a CSV export") from exc
+        raise InputError(
+            f"{path}: not readable as CSV: {exc}", hint="check the file is a CSV export"
+        ) from exc
     return max(rows - 1, 0)
 
 
@@ -190,7 +205,10 @@ def verify_backup(backup: str | os.PathLike[str], sha256: str) -> bool:
 
 
 def backup_file(
-    source: str | os.PathLike[str], backup_dir: str | os.PathLike[str], *, sha256: str,
+    source: str | os.PathLike[str],
+    backup_dir: str | os.PathLike[str],
+    *,
+    sha256: str,
     at: datetime | None = None,
 ) -> Path:
     """Copy ``source`` into ``backup_dir`` with a UTC timestamp in its name, re-read it and check its sha256.
@@ -232,10 +250,14 @@ def remove_landing_file(source: str | os.PathLike[str], backup: str | os.PathLik
     src.unlink()
 
 
-def describe_file(path: Path, *, run_id: str, encoding: str = "utf-8", now: datetime | None = None) -> ManifestEntry:
+def describe_file(
+    path: Path, *, run_id: str, encoding: str = "utf-8", now: datetime | None = None
+) -> ManifestEntry:
     """Manifest facts about ``path``: size, sha256, row count, mtime, ingestion time (UTC)."""
     if not path.is_file():
-        raise InputError(f"landing file {path} does not exist", hint="check the landing directory and pattern")
+        raise InputError(
+            f"landing file {path} does not exist", hint="check the landing directory and pattern"
+        )
     stat = path.stat()
     return ManifestEntry(
         event="ingested",
