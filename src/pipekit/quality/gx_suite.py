@@ -157,10 +157,23 @@ def _gx() -> Any:
     return require("great_expectations", "gx")
 
 
-def build_suite(rules: QualityRules | None = None, *, name: str = "pipekit_customers") -> Any:
-    """A ``gx.ExpectationSuite`` for ``rules`` (defaults: the core's customer rules)."""
+def ephemeral_context() -> Any:
+    """An in-memory GX context (nothing written to disk), progress bars off (they garble task logs)."""
+    gx = _gx()
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    return context
+
+
+def build_suite(rules: QualityRules | None = None, *, name: str = "pipekit_customers", context: Any = None) -> Any:
+    """A ``gx.ExpectationSuite`` for ``rules`` (defaults: the core's customer rules), bound to ``context``."""
     rules = rules or QualityRules.from_core()
     gx = _gx()
+    if context is None:
+        # GX 1.x suites need an active context even before they are saved.
+        context = ephemeral_context()
     gxe = gx.expectations
     suite = gx.ExpectationSuite(name=name)
     suite.add_expectation(gxe.ExpectTableColumnsToMatchSet(column_set=list(rules.required), exact_match=False))
@@ -199,17 +212,13 @@ def validate_frame(customers: Any, rules: QualityRules | None = None, *, source:
     """Run the suite on a pandas DataFrame in an ephemeral GX context (nothing written, no network)."""
     rules = rules or QualityRules.from_core()
     gx = _gx()
-    context = gx.get_context(mode="ephemeral")
-    from great_expectations.data_context.types.base import ProgressBarsConfig
-
-    # Progress bars would fill Airflow task logs with carriage-return noise.
-    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    context = ephemeral_context()
     batch_definition = (
         context.data_sources.add_pandas("pipekit")
         .add_dataframe_asset("customers")
         .add_batch_definition_whole_dataframe("whole_file")
     )
-    suite = context.suites.add(build_suite(rules))
+    suite = context.suites.add(build_suite(rules, context=context))
     definition = context.validation_definitions.add(
         gx.ValidationDefinition(name="pipekit_customers", data=batch_definition, suite=suite)
     )
