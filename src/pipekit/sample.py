@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipekit.io.atomic import atomic_path
+from pipekit.io.csvfmt import encode_csv_rows, header_line
 
 #: Rows per generated chunk; part of the seeding scheme, so changing it changes the data.
 CHUNK_ROWS = 1 << 17
@@ -365,27 +366,6 @@ def _empty(columns: tuple[str, ...]) -> pa.Table:
     return pa.table({c: pa.array([], pa.string()) for c in columns})
 
 
-def _csv_field(values: pa.Array) -> pa.Array:
-    """RFC 4180 field text: quoted (inner quotes doubled) only when it holds a comma, quote or line break."""
-    values = values.cast(pa.string())
-    needs = pc.fill_null(pc.match_substring_regex(values, '[,"\r\n]'), False)
-    if not pc.any(needs).as_py():
-        return pc.fill_null(values, "")
-    quoted = pc.binary_join_element_wise('"', pc.replace_substring(values, '"', '""'), '"', "")
-    return pc.fill_null(pc.if_else(needs, quoted, values), "")
-
-
-def _csv_bytes(table: pa.Table, newline: str) -> bytes:
-    """Encode ``table`` as CSV rows (no header), quoting only where needed, like most exporters do."""
-    if table.num_rows == 0:
-        return b""
-    fields = [_csv_field(col.combine_chunks()) for col in table.columns]
-    lines = pc.binary_join_element_wise(pc.binary_join_element_wise(*fields, ","), newline, "")
-    # The joined array's data buffer is every line back to back: the CSV body, with no Python loop.
-    offsets = np.frombuffer(lines.buffers()[1], dtype=np.int32, count=len(lines) + 1, offset=lines.offset * 4)
-    return lines.buffers()[2].to_pybytes()[offsets[0] : offsets[-1]]
-
-
 def _write_csv(
     path: str | os.PathLike[str],
     n: int,
@@ -399,11 +379,11 @@ def _write_csv(
         raise ValueError(f"n must be >= 0, got {n}")
 
     def render(chunk: int) -> bytes:
-        return _csv_bytes(make(seed, chunk, min(CHUNK_ROWS, n - chunk * CHUNK_ROWS)), newline)
+        return encode_csv_rows(make(seed, chunk, min(CHUNK_ROWS, n - chunk * CHUNK_ROWS)), newline)
 
     n_chunks = (n + CHUNK_ROWS - 1) // CHUNK_ROWS
     with atomic_path(path) as tmp, open(tmp, "wb") as fh, ThreadPoolExecutor(max_workers=2) as pool:
-        fh.write((",".join(columns) + newline).encode())
+        fh.write(header_line(columns, newline))
         # Two chunks in flight on two threads (Arrow kernels release the GIL); written in order.
         pending: deque[Future[bytes]] = deque()
         for chunk in range(n_chunks):
