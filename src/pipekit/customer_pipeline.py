@@ -205,50 +205,29 @@ def validate(ingested: Mapping[str, Any], config: CustomerPipelineConfig) -> dic
 
 
 def clean(ingested: Mapping[str, Any], config: CustomerPipelineConfig) -> dict[str, Any]:
-    """Clean the backed-up original with ``pipekit.clean_file`` into the work folder; return output paths and counts."""
-    from pipekit import clean_file
+    """Clean the backed-up original with the streaming engine into the work folder; return output paths and counts."""
+    from pipekit.io.engine import clean_file
 
     now = config.now or datetime.now(UTC)
-    kwargs: dict[str, Any] = {"now": now, "encoding": config.encoding, "bad_rows": config.bad_rows}
-    if config.policy_file:
-        from pipekit.core import MaskingPolicy
-
-        kwargs["policy"] = MaskingPolicy.from_file(config.policy_file)
     source = _input_link(ingested)
-    clean_file(source, ingested["work_dir"], **kwargs)
-    stem = source.stem
-    work = Path(ingested["work_dir"])
-    report_path = work / f"{stem}_report.json"
-    report = json.loads(report_path.read_text(encoding="utf-8"))
-    counts = _counts_of(report)
-    log.info("clean %s: %s", _entry(ingested)["file_name"], ", ".join(f"{k}={v}" for k, v in counts.items()))
+    report = clean_file(
+        source, ingested["work_dir"], now=now, encoding=config.encoding, bad_rows=config.bad_rows,  # type: ignore[arg-type]
+        policy=config.policy_file,
+    )
+    counts = {
+        "rows_read": report.rows_read, "rows_written": report.rows_written, "quarantined": report.quarantined,
+        **{k: int(v) for k, v in report.counts.items()},
+    }
+    log.info("clean %s:\n%s", _entry(ingested)["file_name"], report.summary())
+    work, stem = Path(ingested["work_dir"]), source.stem
     return {
         "now": now.isoformat(),
         "cleaned_csv": str(work / f"{stem}_cleaned.csv"),
         "cleaned_parquet": str(work / f"{stem}_cleaned.parquet"),
-        "report": str(report_path),
+        "report": str(work / f"{stem}_report.json"),
         "future_ids": str(work / f"{stem}_future_ids.csv"),
         "counts": counts,
     }
-
-
-def _counts_of(report: Mapping[str, Any]) -> dict[str, int]:
-    """Flatten the engine's report into ``rule -> count`` (whatever nesting it uses)."""
-    counts: dict[str, int] = {}
-
-    def walk(prefix: str, value: Any) -> None:
-        if isinstance(value, bool):
-            return
-        if isinstance(value, int):
-            counts[prefix] = value
-        elif isinstance(value, Mapping):
-            for k, v in value.items():
-                walk(f"{prefix}.{k}" if prefix else str(k), v)
-
-    for key in ("rows_in", "rows_read", "rows_out", "rows_written", "counts", "dropped", "masked"):
-        if key in report:
-            walk(key, report[key])
-    return counts
 
 
 def default_script() -> Path:
@@ -292,7 +271,7 @@ def publish(
     entry = _entry(ingested)
     stem = Path(entry["file_name"]).stem
     shell_future = int(str(future_count).strip())
-    core_future = cleaned["counts"].get("counts.future", cleaned["counts"].get("future"))
+    core_future = cleaned["counts"].get("future")
     run = {
         "file": entry["file_name"],
         "sha256": entry["sha256"],

@@ -164,13 +164,15 @@ def run_customer(
                           highlight=False)
     else:
         out_console.print(f"[green]completed[/green] {report['file']}", highlight=False)
+        # Plain echo for paths: rich would wrap long ones mid-path.
         for key, value in report["outputs"].items():
-            out_console.print(f"  {key}: {value}", highlight=False)
-        out_console.print(f"  backup: {report['backup']}", highlight=False)
-        out_console.print(f"  manifest: {report['manifest']}", highlight=False)
-        out_console.print(f"  quality report: {report['quality']['gx_html']}", highlight=False)
-        out_console.print(f"  future rows (shell/core): {report['future_rows']['shell_script']}/"
-                          f"{report['future_rows']['core']}", highlight=False)
+            typer.echo(f"  {key}: {value}")
+        typer.echo(f"  backup: {report['backup']}")
+        typer.echo(f"  manifest: {report['manifest']}")
+        typer.echo(f"  quality report: {report['quality']['gx_html']}")
+        typer.echo(f"  run report: {report['run_report']}")
+        typer.echo(f"  future rows (shell script / core): {report['future_rows']['shell_script']} / "
+                   f"{report['future_rows']['core']}")
 
 
 def register(app: typer.Typer) -> None:
