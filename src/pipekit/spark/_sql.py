@@ -16,17 +16,28 @@ pandas/Arrow kernels of :mod:`pipekit.core.masking` with Spark built-ins only (n
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Sequence
 from typing import Any
 
+import pyarrow as pa
+
+from pipekit.core import masking as _core
 from pipekit.errors import ConfigError
 
-MASK = "***"  # pipekit.core.masking.MASK: the email local-part / domain mask
-REDACTED = "***"  # pipekit.core.masking.REDACTED: what "redact" writes without a value
+# The core's constants and RE2 patterns, in Java syntax: one source of truth, so a change to the
+# pandas/Arrow rules reaches Spark (and the parity tests say so if the translation falls short).
+MASK = _core.MASK
+REDACTED = _core.REDACTED
 
-# pipekit.core.masking's RE2 patterns, in Java syntax (``$`` = end of text -> ``\z``).
-EMAIL_PARTIAL_JAVA = r"(?s)^(.).*?(@[^@]*)?\z"
-EMAIL_DOMAIN_JAVA = r"(?s)^(.).*?@([^@])[^@]*?(\.[^.@]*)?\z"
+
+def re2_to_java(pattern: str) -> str:
+    """Translate the RE2 patterns the core uses to java.util.regex: only ``$`` differs (RE2: end of text)."""
+    return re.sub(r"(?<!\\)\$", r"\\z", pattern)
+
+
+EMAIL_PARTIAL_JAVA = re2_to_java(_core._EMAIL_PARTIAL)
+EMAIL_DOMAIN_JAVA = re2_to_java(_core._EMAIL_DOMAIN)
 EMAIL_HAS_DOMAIN_JAVA = r"@[^@]+\z"
 # Arrow's utf8_trim_whitespace trims Unicode whitespace; Spark's trim() only trims ' '.
 UNICODE_TRIM_JAVA = r"^\p{IsWhite_Space}+|\p{IsWhite_Space}+\z"
@@ -63,6 +74,12 @@ def _email_partial(col: str) -> str:
     return f"regexp_replace({col}, {sql_string(EMAIL_PARTIAL_JAVA)}, {sql_string(f'$1{MASK}$2')})"
 
 
+def _empty_case(col: str, mode: str, expr: str) -> str:
+    """Spark's regexp_replace returns '' untouched, Arrow's applies the pattern: use the core's answer for ''."""
+    empty = _core.email_kernel(pa.array([""], pa.string()), mode)[0].as_py()
+    return f"CASE WHEN {col} = '' THEN {sql_string(empty)} ELSE {expr} END"
+
+
 def rule_sql(column: str, rule: Any, key: bytes | None = None) -> str:
     """Spark SQL expression that masks ``column`` by ``rule`` (a ColumnRule); nulls stay null."""
     col = quote_ident(column)
@@ -82,13 +99,13 @@ def rule_sql(column: str, rule: Any, key: bytes | None = None) -> str:
     if strategy == "email":
         mode = rule.email_mode
         if mode == "partial":
-            return _email_partial(col)
+            return _empty_case(col, mode, _email_partial(col))
         if mode == "domain":
             domain = (
                 f"regexp_replace({col}, {sql_string(EMAIL_DOMAIN_JAVA)}, {sql_string(f'$1{MASK}@$2{MASK}$3')})"
             )
             has_domain = f"{col} RLIKE '@' AND {col} RLIKE {sql_string(EMAIL_HAS_DOMAIN_JAVA)}"
-            return f"CASE WHEN {has_domain} THEN {domain} ELSE {_email_partial(col)} END"
+            return _empty_case(col, mode, f"CASE WHEN {has_domain} THEN {domain} ELSE {_email_partial(col)} END")
         if mode == "hash":
             # The pandas path hashes the normalised address (trimmed, lower-cased): same here.
             normalised = f"lower(regexp_replace({col}, {sql_string(UNICODE_TRIM_JAVA)}, ''))"

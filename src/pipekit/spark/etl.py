@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -112,6 +113,7 @@ def run_customers_etl(
     required: Sequence[str] = REQUIRED_COLUMNS,
     csv: CsvOptions | None = None,
     write_mode: str = "overwrite",
+    temp_dir: str | None = None,
 ) -> EtlStats:
     """Read ``source`` CSV, mask it with ``policy`` (default GLUE_CUSTOMER_POLICY), write snappy Parquet to ``target``."""
     from pyspark.sql import Observation
@@ -137,13 +139,20 @@ def run_customers_etl(
     # Counts come from the write itself (Observation), so the data is read and masked exactly once.
     observation = Observation("pipekit_masking")
     observed = frame.select(*exprs).observe(observation, F.count(F.lit(1)).alias("__rows__"), *count_exprs(rules))
+    # Overwrite goes through a staging directory that replaces the target only once every row is written:
+    # a bad row halfway through the input leaves the previous output in place.
+    staging = _staging_path(target, temp_dir) if write_mode == "overwrite" else target
     try:
-        observed.write.mode(write_mode).option("compression", "snappy").parquet(target)
+        observed.write.mode(write_mode).option("compression", "snappy").parquet(staging)
     except Exception as exc:
+        if staging != target:
+            _delete(spark, staging)
         if _is_read_failure(exc):
             raise _input_error(exc, source) from exc
         raise StorageError(f"writing Parquet to {target} failed: {_first_line(exc)}",
                            hint="check the target path and its permissions") from exc  # fmt: skip
+    if staging != target:
+        _replace(spark, staging, target)
     metrics: Mapping[str, Any] = observation.get
     rows = int(metrics.get("__rows__", 0))
     return EtlStats(
@@ -159,6 +168,43 @@ def run_customers_etl(
         write_mode=write_mode,
         seconds=round(time.perf_counter() - started, 3),
     )
+
+
+def _hadoop_path(spark: Any, path: str) -> tuple[Any, Any]:
+    """(FileSystem, Path) for ``path`` through Spark's Hadoop configuration (local, s3://, hdfs://)."""
+    jvm = spark.sparkContext._jvm
+    hpath = jvm.org.apache.hadoop.fs.Path(path)
+    return hpath.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), hpath
+
+
+def _staging_path(target: str, temp_dir: str | None) -> str:
+    """A fresh directory for this run's output: under ``temp_dir`` (Glue's --TempDir) or beside the target."""
+    run = uuid.uuid4().hex[:12]
+    if temp_dir:
+        return f"{temp_dir.rstrip('/')}/pipekit-staging/{run}"
+    parent, _, name = target.rstrip("/").rpartition("/")
+    return f"{parent}/.{name}.pipekit-staging-{run}" if parent else f".{name}.pipekit-staging-{run}"
+
+
+def _delete(spark: Any, path: str) -> None:
+    """Delete ``path`` recursively if it exists."""
+    fs, hpath = _hadoop_path(spark, path)
+    if fs.exists(hpath):
+        fs.delete(hpath, True)
+
+
+def _replace(spark: Any, staging: str, target: str) -> None:
+    """Move the finished ``staging`` directory to ``target``, replacing what was there."""
+    fs, src = _hadoop_path(spark, staging)
+    _, dst = _hadoop_path(spark, target)
+    if fs.exists(dst):
+        fs.delete(dst, True)
+    parent = dst.getParent()
+    if parent is not None and not fs.exists(parent):
+        fs.mkdirs(parent)
+    if not fs.rename(src, dst):
+        raise StorageError(f"could not move the job output from {staging} to {target}",
+                           hint=f"the complete output is still at {staging}")  # fmt: skip
 
 
 def _first_line(exc: BaseException) -> str:

@@ -131,15 +131,27 @@ def main(argv: Sequence[str] | None = None, *, spark: Any | None = None) -> int:
                 detect_pii=args.detect_pii,
                 pii_sample=args.pii_sample,
                 csv=CsvOptions(multiline=args.multiline),
+                temp_dir=args.temp_dir,
             )
     except PipekitError as exc:
-        # One clear line last on stderr: the twin (and a person) reads it as the run's error message.
-        sys.stderr.write(f"pipekit-glue: error: {exc}\n")
+        # One line, "TypeName: message -> hint", last on stderr: the shape Glue (and the twin) show as
+        # the run's ErrorMessage, and what a person reads first.
+        hint = f" -> {exc.hint}" if exc.hint else ""
+        sys.stderr.write(f"{type(exc).__name__}: {' '.join(exc.message.split())}{hint}\n")
         sys.stderr.flush()
+        if spark is None and _on_glue():
+            raise  # on Glue an uncaught exception is what marks the run FAILED with this message
         return exc.exit_code or 1
     sys.stdout.write(json.dumps({"job": args.job_name, **stats.to_dict()}) + "\n")
     sys.stdout.flush()
     return 0
+
+
+def _on_glue() -> bool:
+    """True when the AWS Glue libraries are importable (only on Glue and its Docker images)."""
+    import importlib.util
+
+    return importlib.util.find_spec("awsglue") is not None
 
 
 @contextmanager
@@ -148,14 +160,9 @@ def _runtime(args: GlueJobArgs, spark: Any | None) -> Iterator[Any]:
     if spark is not None:
         yield spark
         return
-    try:  # awsglue only exists on AWS Glue (and in its Docker images)
+    if _on_glue():
         from awsglue.context import GlueContext
         from awsglue.job import Job
-    except ImportError:
-        on_glue = False
-    else:
-        on_glue = True
-    if on_glue:
         from pyspark.context import SparkContext
 
         glue_context = GlueContext(SparkContext.getOrCreate())
