@@ -1,9 +1,286 @@
-"""`pipekit` commands: placeholder until its issue lands (see issues list)."""
+"""`pipekit clean | validate | scan-pii`: parse arguments, call pipekit, print the result."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
 import typer
+
+from pipekit.cli._common import EXIT_DATA, EXIT_OK, emit_json, err_console, out_console, user_errors
+from pipekit.errors import ConfigError
+
+_CLEAN_EPILOG = """\
+[bold]Examples[/bold]
+
+  pipekit clean customers.csv --out out/
+  pipekit clean customers.csv --out out/ --now 2026-01-01T00:00:00Z --json
+  pipekit clean export.csv --out out/ --encoding latin-1 --bad-rows quarantine
+  pipekit clean customers.csv --out out/ --policy policy.yaml --dedup-keys id,email
+
+Writes out/<stem>_cleaned.csv, out/<stem>_cleaned.parquet and out/<stem>_report.json
+(all renamed into place only when the run succeeds; the input is never modified).
+Exit codes: 0 done, 1 required columns missing, 2 bad usage or unreadable input.
+"""
+
+_VALIDATE_EPILOG = """\
+[bold]Examples[/bold]
+
+  pipekit validate customers.csv
+  pipekit validate customers.csv --required id,email --json
+
+Exit codes: 0 no problems, 1 problems found (listed with row numbers), 2 unreadable input.
+"""
+
+_SCAN_EPILOG = """\
+[bold]Examples[/bold]
+
+  pipekit scan-pii customers.csv
+  pipekit scan-pii out/customers_cleaned.parquet --columns email,phone
+  pipekit scan-pii big.csv --sample 100000 --json
+
+Detects emails, phone numbers, payment cards (Luhn-checked), US SSNs, IPv4 addresses and IBANs
+(mod-97 checked); masked values such as j***@example.com do not count.
+Exit codes: 0 nothing found, 1 PII found, 2 unreadable input.
+"""
+
+
+def _split(value: str | None) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    items = tuple(v.strip() for v in value.split(",") if v.strip())
+    return items or None
+
+
+def _parse_now(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return datetime.fromisoformat(value.strip().replace("z", "Z"))
+    except ValueError as exc:
+        raise ConfigError(
+            f"--now {value!r} is not an ISO-8601 timestamp", hint="e.g. --now 2026-01-01T00:00:00Z"
+        ) from exc
+
+
+def _config(required: str | None, dedup_keys: str | None) -> Any:
+    from pipekit.core import CleaningConfig
+
+    config = CleaningConfig()
+    if required is not None:
+        config = replace(config, required=_split(required) or ())
+    if dedup_keys is not None:
+        config = replace(config, dedup_keys=_split(dedup_keys))
+    return config
+
+
+def clean_cmd(
+    input_csv: Path = typer.Argument(
+        ..., metavar="IN.csv", help="Customers CSV to clean (any size: it is streamed)."
+    ),
+    out: Path = typer.Option(
+        ..., "--out", "-o", help="Directory for the cleaned CSV, Parquet and JSON report."
+    ),
+    policy: Path | None = typer.Option(
+        None, "--policy", help="Masking policy file (YAML or JSON); default masks email."
+    ),
+    now: str | None = typer.Option(
+        None, "--now", help="ISO-8601 'now' for the future-timestamp flag (default: current UTC time)."
+    ),
+    encoding: str = typer.Option("utf-8", "--encoding", help="Input text encoding, e.g. latin-1 or cp1252."),
+    bad_rows: str = typer.Option(
+        "error",
+        "--bad-rows",
+        help="Rows with the wrong number of fields: 'error' (stop) or 'quarantine' (set aside in <stem>_quarantine.csv).",
+    ),
+    dedup_keys: str | None = typer.Option(
+        None,
+        "--dedup-keys",
+        help="Comma-separated columns that identify a duplicate (default: the whole row).",
+    ),
+    required: str | None = typer.Option(
+        None, "--required", help="Comma-separated required columns (default id,name,email,timestamp)."
+    ),
+    batch_rows: int = typer.Option(
+        1 << 17, "--batch-rows", min=1, help="Rows per batch (memory vs. overhead)."
+    ),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing on success."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON on stdout."),
+) -> None:
+    """Clean a customers CSV: drop incomplete and duplicate rows, normalise names and emails, mask PII, flag future timestamps."""
+    from pipekit.io.engine import clean_file
+
+    with user_errors():
+        if bad_rows not in ("error", "quarantine"):
+            raise ConfigError(f"--bad-rows must be 'error' or 'quarantine', not {bad_rows!r}")
+        config = _config(required, dedup_keys)
+        with _progress(input_csv, enabled=not (quiet or as_json)) as progress:
+            report = clean_file(
+                input_csv,
+                out,
+                config=config,
+                policy=policy,
+                now=_parse_now(now),
+                encoding=encoding,
+                bad_rows=bad_rows,  # type: ignore[arg-type]
+                batch_rows=batch_rows,
+                progress=progress,
+            )
+    if as_json:
+        emit_json(report.to_dict())
+    elif not quiet:
+        _print_clean(report)
+    raise typer.Exit(EXIT_OK)
+
+
+def validate_cmd(
+    input_csv: Path = typer.Argument(..., metavar="IN.csv", help="CSV file to validate."),
+    required: str | None = typer.Option(
+        None, "--required", help="Comma-separated required columns (default id,name,email,timestamp)."
+    ),
+    encoding: str = typer.Option("utf-8", "--encoding", help="Input text encoding, e.g. latin-1."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing; only the exit code tells."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON on stdout."),
+) -> None:
+    """Check required columns, blanks, unparsable timestamps and malformed emails; list every problem."""
+    from pipekit.api import validate_file
+
+    with user_errors():
+        report = validate_file(input_csv, config=_config(required, None), encoding=encoding)
+    problems = bool(report.missing_columns or report.problems)
+    if as_json:
+        emit_json(report.to_dict())
+    elif not quiet:
+        style = "red" if problems else "green"
+        out_console.print(f"[bold]{input_csv}[/bold]", highlight=False)
+        for line in report.summary().splitlines():
+            out_console.print(
+                f"  [{style}]{line}[/{style}]" if "MISSING" in line else f"  {line}", highlight=False
+            )
+    raise typer.Exit(EXIT_DATA if problems else EXIT_OK)
+
+
+def scan_pii_cmd(
+    file: Path = typer.Argument(..., metavar="FILE", help="CSV or Parquet file to scan."),
+    columns: str | None = typer.Option(
+        None, "--columns", help="Comma-separated columns to scan (default: all)."
+    ),
+    sample: int | None = typer.Option(None, "--sample", min=1, help="Scan only the first N rows."),
+    encoding: str = typer.Option("utf-8", "--encoding", help="CSV text encoding."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing; only the exit code tells."),
+    as_json: bool = typer.Option(False, "--json", help="Print the findings as JSON on stdout."),
+) -> None:
+    """Find unmasked PII (emails, phones, cards, SSNs, IPv4, IBANs) per column; exit 1 when any is found."""
+    from pipekit.api import scan_file
+
+    with user_errors():
+        report = scan_file(file, columns=_split(columns), sample=sample, encoding=encoding)
+    if as_json:
+        emit_json(report.to_dict())
+    elif not quiet:
+        _print_pii(file, report)
+    raise typer.Exit(EXIT_DATA if report.total else EXIT_OK)
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the root app (none yet)."""
+    """Add `clean`, `validate` and `scan-pii` to the root app."""
+    app.command("clean", epilog=_CLEAN_EPILOG, rich_help_panel="Data")(clean_cmd)
+    app.command("validate", epilog=_VALIDATE_EPILOG, rich_help_panel="Data")(validate_cmd)
+    app.command("scan-pii", epilog=_SCAN_EPILOG, rich_help_panel="Data")(scan_pii_cmd)
+
+
+# --- printing --------------------------------------------------------------------------------------
+
+
+class _progress:
+    """A rich progress bar by bytes read, on stderr, for files large enough to wait for."""
+
+    _MIN_BYTES = 16 << 20
+
+    def __init__(self, path: Path, *, enabled: bool) -> None:
+        self._enabled = (
+            enabled and err_console.is_terminal and path.is_file() and path.stat().st_size >= self._MIN_BYTES
+        )
+        self._bar: Any = None
+        self._task: Any = None
+
+    def __enter__(self) -> Any:
+        if not self._enabled:
+            return None
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
+
+        self._bar = Progress(
+            "[progress.description]{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+            TimeRemainingColumn(), console=err_console, transient=True,
+        )  # fmt: skip
+        self._bar.start()
+        self._task = self._bar.add_task("cleaning", total=None)
+
+        def update(done: int, total: int) -> None:
+            self._bar.update(self._task, completed=done, total=total)
+
+        return update
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+
+def _print_clean(report: Any) -> None:
+    from rich.table import Table
+
+    c = report.counts
+    table = Table(title=f"pipekit clean: {report.input['path']}", show_header=True, header_style="bold")
+    table.add_column("step")
+    table.add_column("rows / values", justify="right")
+    table.add_row("rows read", f"{report.rows_read:,}")
+    if report.quarantined:
+        table.add_row("malformed rows quarantined", f"{report.quarantined:,}")
+    table.add_row("dropped: missing required value", f"{c.get('dropped_null', 0):,}")
+    table.add_row("dropped: duplicate", f"{c.get('dropped_duplicate', 0):,}")
+    for name, n in c.items():
+        if name.startswith("masked."):
+            table.add_row(f"masked: {name[7:]}", f"{n:,}")
+    table.add_row("future timestamps flagged", f"{c.get('future', 0):,}")
+    table.add_row("unparsable timestamps (kept, flag empty)", f"{c.get('timestamp_unparsable', 0):,}")
+    table.add_row("[bold]rows written[/bold]", f"[bold]{report.rows_written:,}[/bold]")
+    out_console.print(table)
+    for problem in report.validation.problems:
+        rows = ", ".join(map(str, problem.sample_rows))
+        out_console.print(
+            f"  validation: {problem.column}: {problem.count:,} {problem.kind.replace('_', ' ')} (rows {rows}...)",
+            highlight=False,
+            soft_wrap=True,
+        )
+    seconds = report.timings.get("total_s", 0.0)
+    rate = report.rows_read / seconds if seconds else 0.0
+    out_console.print(f"  {seconds:.2f} s, {rate:,.0f} rows/s", highlight=False)
+    for name, path in report.outputs.items():
+        out_console.print(f"  {name}: {path}", highlight=False, soft_wrap=True)
+
+
+def _print_pii(file: Path, report: Any) -> None:
+    if not report.total:
+        out_console.print(
+            f"[green]no PII found[/green] in {report.rows_scanned:,} row(s) of {file}", highlight=False
+        )
+        return
+    from rich.table import Table
+
+    table = Table(title=f"PII in {file} ({report.rows_scanned:,} rows scanned)", header_style="bold")
+    table.add_column("column")
+    table.add_column("entity")
+    table.add_column("values", justify="right")
+    for column, entities in report.findings.items():
+        for entity, n in entities.items():
+            table.add_row(column, entity, f"{n:,}")
+    out_console.print(table)
+    err_console.print(f"[red]{report.total:,} finding(s)[/red]: mask these columns before sharing the file")

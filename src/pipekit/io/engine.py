@@ -144,7 +144,7 @@ def clean_file(
     src = Path(input_path)
     _check_input(src)
     total = src.stat().st_size
-    columns = _read_header(src, encoding)
+    columns = read_header(src, encoding)
     _check_columns(src, columns, config)
     if config.policy.needs_key:
         # Fail before any work when a keyed hash has no key (names the env var to set).
@@ -433,19 +433,7 @@ class _Run:
     def _translate(self, exc: BaseException) -> BaseException:
         """Turn Arrow's parse/encoding errors into InputError naming the line."""
         if isinstance(exc, pa.ArrowInvalid | UnicodeDecodeError):
-            message = str(exc)
-            if self._bad_row is not None:
-                row = self._bad_row
-                where = f"line {row.number}" if row.number is not None else "a row"
-                return InputError(
-                    f"{self.src}: {where} has {row.actual_columns} field(s), expected {row.expected_columns}: "
-                    f"{_clip(row.text)}",
-                    hint="fix the row (quote fields that contain commas), or pass --bad-rows quarantine "
-                    "to set such rows aside in <stem>_quarantine.csv",
-                )
-            if "UTF8" in message or "UTF-8" in message or isinstance(exc, UnicodeDecodeError):
-                return _encoding_error(self.src, self.encoding)
-            return InputError(f"{self.src}: cannot parse as CSV: {message}", hint="check the file is a CSV")
+            return _read_error(self.src, self.encoding, exc, self._bad_row)
         if isinstance(exc, LookupError) and "encoding" in str(exc):
             return ConfigError(
                 f"unknown encoding {self.encoding!r}", hint="use a Python codec name, e.g. latin-1"
@@ -468,7 +456,7 @@ def _check_input(src: Path) -> None:
         )
 
 
-def _read_header(src: Path, encoding: str) -> list[str]:
+def read_header(src: Path, encoding: str) -> list[str]:
     """Column names from the first row (BOM stripped), read with Arrow so quoting rules match."""
     try:
         with open(src, "rb") as fh:
@@ -706,25 +694,63 @@ def _clip(text: str, limit: int = 120) -> str:
 def iter_batches(
     path: str | os.PathLike[str], *, encoding: str = "utf-8", batch_rows: int = DEFAULT_BATCH_ROWS
 ) -> Iterator[pa.Table]:
-    """Read a CSV as Arrow tables of at most ``batch_rows`` rows, every column a string."""
+    """Read a CSV as Arrow tables of at most ``batch_rows`` rows, every column a string.
+
+    Unreadable input raises InputError naming the line (wrong field count, bytes not in ``encoding``).
+    """
     src = Path(path)
     _check_input(src)
-    columns = _read_header(src, encoding)
+    columns = read_header(src, encoding)
+    bad: list[Any] = []
+
+    def on_bad_row(row: Any) -> str:
+        bad.append(row)
+        return "error"
+
     reader = pacsv.open_csv(
         src,
         read_options=pacsv.ReadOptions(
             use_threads=False, block_size=_block_bytes(batch_rows), encoding=encoding
         ),
-        parse_options=pacsv.ParseOptions(newlines_in_values=True),
+        parse_options=pacsv.ParseOptions(newlines_in_values=True, invalid_row_handler=on_bad_row),
         convert_options=pacsv.ConvertOptions(
             column_types={c: pa.string() for c in columns},
             strings_can_be_null=False,
             quoted_strings_can_be_null=False,
         ),
     )
-    for batch in reader:
+    while True:
+        try:
+            batch = reader.read_next_batch()
+        except StopIteration:
+            return
+        except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
+            raise _read_error(src, encoding, exc, bad[0] if bad else None) from exc
         for start in range(0, batch.num_rows, batch_rows):
             yield pa.Table.from_batches([batch.slice(start, batch_rows)])
 
 
-__all__ = ["DEFAULT_BATCH_ROWS", "CleanFileReport", "clean_file", "iter_batches", "output_paths"]
+def _read_error(src: Path, encoding: str, exc: BaseException, bad_row: Any) -> PipekitError:
+    """InputError for a parse failure: the malformed row's line, or the first undecodable line."""
+    if bad_row is not None:
+        where = f"line {bad_row.number}" if bad_row.number is not None else "a row"
+        return InputError(
+            f"{src}: {where} has {bad_row.actual_columns} field(s), expected {bad_row.expected_columns}: "
+            f"{_clip(bad_row.text)}",
+            hint="fix the row (quote fields that contain commas), or pass --bad-rows quarantine "
+            "to set such rows aside in <stem>_quarantine.csv",
+        )
+    message = str(exc)
+    if "UTF8" in message or "UTF-8" in message or isinstance(exc, UnicodeDecodeError):
+        return _encoding_error(src, encoding)
+    return InputError(f"{src}: cannot parse as CSV: {message}", hint="check the file is a CSV")
+
+
+__all__ = [
+    "DEFAULT_BATCH_ROWS",
+    "CleanFileReport",
+    "clean_file",
+    "iter_batches",
+    "output_paths",
+    "read_header",
+]
