@@ -65,6 +65,10 @@ _LAZY = {"clean": "pipekit.api", "clean_file": "pipekit.api", "validate_file": "
 
 
 def __getattr__(name: str) -> Any:
+    if name == "sample":
+        import importlib
+
+        return importlib.import_module("pipekit.sample")
     if name in _LAZY:
         import importlib
 

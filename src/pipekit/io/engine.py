@@ -52,6 +52,8 @@ _BLOCK_BYTES = 16 << 20
 _PROBE_BYTES = 1 << 20
 _QUEUE_DEPTH = 2
 _POLARS_MIN_BYTES = 32 << 20
+# Finding the physical line of a bad record re-reads the file with Python's csv module: cap the cost.
+_LINE_SCAN_LIMIT = 5_000_000
 
 
 @dataclass
@@ -507,6 +509,24 @@ def _check_columns(src: Path, columns: list[str], config: CleaningConfig) -> Non
         )
 
 
+def _where(src: Path, encoding: str, record: int | None) -> str:
+    """'line N' for Arrow's record number (header = 1), counting the line breaks inside quoted fields."""
+    if record is None:
+        return "a row"
+    import csv
+
+    try:
+        with open(src, encoding=encoding, newline="", errors="replace") as fh:
+            reader = csv.reader(fh)
+            for _ in range(min(record - 1, _LINE_SCAN_LIMIT)):
+                next(reader)
+            if record - 1 <= _LINE_SCAN_LIMIT:
+                return f"line {reader.line_num + 1}"
+    except (StopIteration, csv.Error, OSError):
+        pass
+    return f"record {record} (header = 1)"
+
+
 def _encoding_error(src: Path, encoding: str) -> InputError:
     """Name the first line whose bytes do not decode, and suggest --encoding."""
     line, detail = _first_undecodable_line(src, encoding)
@@ -733,7 +753,7 @@ def iter_batches(
 def _read_error(src: Path, encoding: str, exc: BaseException, bad_row: Any) -> PipekitError:
     """InputError for a parse failure: the malformed row's line, or the first undecodable line."""
     if bad_row is not None:
-        where = f"line {bad_row.number}" if bad_row.number is not None else "a row"
+        where = _where(src, encoding, bad_row.number)
         return InputError(
             f"{src}: {where} has {bad_row.actual_columns} field(s), expected {bad_row.expected_columns}: "
             f"{_clip(bad_row.text)}",
