@@ -232,3 +232,21 @@ def test_bad_policy_file_names_the_file(tmp_path: Path) -> None:
 def test_apply_policy_ignores_absent_columns() -> None:
     out, counts = apply_policy(pd.DataFrame({"id": ["1"]}), GLUE_CUSTOMER_POLICY)
     assert counts == {} and out["id"].tolist() == ["1"]
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.lists(st.one_of(st.none(), st.text(alphabet=st.sampled_from(list("ab@.é日 *\x00")), max_size=12)), max_size=30),
+    st.integers(0, 5),
+    st.booleans(),
+)
+def test_fast_partial_email_mask_equals_the_regex(values: list[str | None], offset: int, large: bool) -> None:
+    """The buffer-level fast path gives exactly the regex's result, also on sliced and large_string arrays."""
+    import pyarrow.compute as pc
+
+    from pipekit.core._fast_email import mask_partial_fast
+    from pipekit.core.masking import EMAIL_PARTIAL_PATTERN
+
+    array = pa.array(values, pa.large_string() if large else pa.string()).slice(min(offset, len(values)))
+    expected = pc.replace_substring_regex(array, EMAIL_PARTIAL_PATTERN, r"\1***\2")
+    assert mask_partial_fast(array, EMAIL_PARTIAL_PATTERN, r"\1***\2").to_pylist() == expected.to_pylist()

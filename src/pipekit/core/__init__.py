@@ -10,6 +10,8 @@ from __future__ import annotations
 from pipekit.core.masking import (
     CUSTOMER_POLICY,
     DEFAULT_KEY_ENV,
+    EMAIL_DOMAIN_PATTERN,
+    EMAIL_PARTIAL_PATTERN,
     GLUE_CUSTOMER_POLICY,
     REDACTED,
     ColumnRule,
@@ -48,18 +50,28 @@ from pipekit.core.pipeline import (
     finalize_batch,
     normalize_batch,
 )
-from pipekit.core.timestamps import UTC_US, flag_future, future_flags, parse_timestamps, utc_now
+from pipekit.core.timestamps import (
+    TIMESTAMP_PATTERN,
+    UTC_US,
+    flag_future,
+    future_flags,
+    parse_timestamps,
+    utc_now,
+)
 from pipekit.core.validation import EMAIL_PATTERN, MAX_SAMPLE_ROWS, Problem, ValidationReport, validate
 
 __all__ = [
     "CUSTOMER_POLICY",
     "DEFAULT_KEY_ENV",
     "DEFAULT_REQUIRED",
+    "EMAIL_DOMAIN_PATTERN",
+    "EMAIL_PARTIAL_PATTERN",
     "EMAIL_PATTERN",
     "ENTITIES",
     "GLUE_CUSTOMER_POLICY",
     "MAX_SAMPLE_ROWS",
     "REDACTED",
+    "TIMESTAMP_PATTERN",
     "UTC_US",
     "CleanReport",
     "CleaningConfig",

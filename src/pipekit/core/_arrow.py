@@ -13,6 +13,15 @@ STRING = pa.string()
 _BOOL_MAPPING = {pa.bool_(): pd.BooleanDtype()}
 
 
+def nulls_like(values: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """An all-null array of ``values``' length and type.
+
+    Used as the "else" side of ``if_else`` instead of a null scalar: pyarrow 14 (the Glue-era floor)
+    builds an invalid array from ``if_else(mask, sliced_string_array, null_scalar)``.
+    """
+    return pa.nulls(len(values), type=values.type)
+
+
 def is_stringlike(data_type: pa.DataType) -> bool:
     """True for string, large_string and string_view columns."""
     return (
@@ -76,7 +85,7 @@ def blank_mask(values: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray
     if not is_stringlike(values.type):
         return nulls
     # utf8_is_space is false for "", so test the length too; fill_null keeps the mask null-free.
-    empty = pc.equal(pc.utf8_length(values), 0)
+    empty = pc.equal(pc.binary_length(values), 0)
     space = pc.utf8_is_space(values)
     return pc.fill_null(pc.or_(nulls, pc.or_(empty, space)), True)
 

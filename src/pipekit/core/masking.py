@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipekit.core._arrow import arrow_to_series, as_array, is_stringlike
+from pipekit.core._fast_email import mask_partial_fast
 from pipekit.core.normalize import emails_kernel
 from pipekit.errors import ConfigError
 
@@ -35,6 +36,9 @@ _POLICY_FIELDS = ("columns", "key_env")
 # because "[^@]*$" must reach the end, so "a@b@c.com" keeps only the domain "c.com".
 _EMAIL_PARTIAL = r"(?s)^([^@]?).*?(@[^@]*)?$"
 _EMAIL_DOMAIN = r"(?s)^([^@]?).*?@([^@])[^@]*?(\.[^.@]*)?$"
+#: Public names of the two email-mask regexes (RE2 syntax), for engines that re-implement the masks.
+EMAIL_PARTIAL_PATTERN = _EMAIL_PARTIAL
+EMAIL_DOMAIN_PATTERN = _EMAIL_DOMAIN
 
 
 @dataclass(frozen=True)
@@ -285,7 +289,10 @@ def email_kernel(
     """Mask emails: partial "j***@example.com", domain "j***@e***.com", hash = keyed pseudonym."""
     text = _strings(values)
     if mode == "partial":
-        return pc.replace_substring_regex(text, _EMAIL_PARTIAL, rf"\1{MASK}\2")
+        if isinstance(text, pa.ChunkedArray):
+            chunks = [mask_partial_fast(chunk, _EMAIL_PARTIAL, rf"\1{MASK}\2") for chunk in text.chunks]
+            return pa.chunked_array(chunks, type=chunks[0].type if chunks else text.type)
+        return mask_partial_fast(text, _EMAIL_PARTIAL, rf"\1{MASK}\2")
     if mode == "domain":
         with_domain = pc.replace_substring_regex(text, _EMAIL_DOMAIN, rf"\1{MASK}@\2{MASK}\3")
         without = pc.replace_substring_regex(text, _EMAIL_PARTIAL, rf"\1{MASK}\2")

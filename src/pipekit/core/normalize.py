@@ -18,6 +18,7 @@ from pipekit.core._arrow import (
     blank_mask,
     frame_to_table,
     is_stringlike,
+    nulls_like,
 )
 from pipekit.errors import ConfigError
 
@@ -25,6 +26,8 @@ DEFAULT_REQUIRED: tuple[str, ...] = ("id", "name", "email", "timestamp")
 
 # Runs of any whitespace, ASCII or Unicode space separators (RE2 \s is ASCII only).
 _WHITESPACE_RUN = r"[\s\p{Z}]+"
+# True where _WHITESPACE_RUN would change something: a run of two, or one that is not a plain space.
+_NEEDS_COLLAPSE = r"[\s\p{Z}]{2}|[\t\n\f\r]|[^\P{Z} ]"
 _ROW = "__pipekit_row"
 
 
@@ -40,10 +43,15 @@ def trim_kernel(values: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArra
 
 def names_kernel(values: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
     """Collapse whitespace runs, trim, then Title Case each word (after spaces, hyphens, apostrophes)."""
-    values = _as_strings(values)
-    collapsed = pc.replace_substring_regex(values, _WHITESPACE_RUN, " ")
+    text = pc.utf8_trim_whitespace(_as_strings(values))
+    # Most names need no collapsing: find the few that do (a cheap match) and rewrite only those.
+    needs = pc.fill_null(pc.match_substring_regex(text, _NEEDS_COLLAPSE), False)
+    if pc.any(needs).as_py():
+        only = pc.if_else(needs, text, nulls_like(text))
+        collapsed = pc.utf8_trim_whitespace(pc.replace_substring_regex(only, _WHITESPACE_RUN, " "))
+        text = pc.if_else(needs, collapsed, text)
     # utf8_title upper-cases the first letter after any non-letter, which gives O'Brien and Jean-Luc.
-    return pc.utf8_title(pc.utf8_trim_whitespace(collapsed))
+    return pc.utf8_title(text)
 
 
 def emails_kernel(values: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:

@@ -8,7 +8,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipekit.core._arrow import arrow_to_series, as_array, blank_mask, is_stringlike
+from pipekit.core._arrow import arrow_to_series, as_array, blank_mask, is_stringlike, nulls_like
 from pipekit.errors import ValidationError
 
 UTC_US = pa.timestamp("us", tz="UTC")
@@ -16,6 +16,8 @@ _NAIVE_US = pa.timestamp("us")
 
 # Accepted shapes: date, or date + 'T'/space + HH[:MM[:SS[.fraction]]], then optional Z or +HH[:MM].
 _ISO = r"^\d{4}-\d{2}-\d{2}(?:[Tt ]\d{2}(?::\d{2}(?::\d{2}(?:[.,]\d{1,9})?)?)?(?:[Zz]|[+-]\d{2}(?::?\d{2})?)?)?$"
+#: The timestamp grammar parse_timestamps accepts (RE2/Python syntax; values are trimmed first).
+TIMESTAMP_PATTERN = _ISO
 # A zone designator can only follow a time part ("2023-01-15" ends in "-15", which is not an offset).
 _HAS_ZONE = r"[Tt ]\d{2}(?::\d{2}(?::\d{2}(?:[.,]\d{1,9})?)?)?(?:[Zz]|[+-]\d{2}(?::?\d{2})?)$"
 
@@ -33,25 +35,40 @@ def parse_timestamps(values: pa.Array | pa.ChunkedArray | pd.Series) -> pa.Array
         data = pc.cast(data, pa.string())
     text = pc.utf8_trim_whitespace(data)
     valid = pc.fill_null(pc.match_substring_regex(text, _ISO), False)
-    if not pc.any(valid).as_py():
+    n_valid = pc.sum(valid).as_py() or 0
+    if n_valid == 0:
         return pa.nulls(len(data), type=UTC_US)
-    # Canonicalise the spellings Arrow's ISO parser rejects: lower-case t/z, comma decimal marks,
-    # and fractions finer than microseconds (truncated, as the target unit is microseconds).
-    text = pc.replace_substring_regex(text, r"^(\d{4}-\d{2}-\d{2})[t ]", r"\1T")
-    text = pc.replace_substring(text, "z", "Z")
-    text = pc.replace_substring(text, ",", ".")
-    text = pc.replace_substring_regex(text, r"(\.\d{6})\d+", r"\1")
-    zoned = pc.fill_null(pc.match_substring_regex(text, _HAS_ZONE), False)
-    naive_text = pc.if_else(pc.and_(valid, pc.invert(zoned)), text, pa.scalar(None, text.type))
-    zoned_text = pc.if_else(pc.and_(valid, zoned), text, pa.scalar(None, text.type))
     try:
-        naive = pc.cast(naive_text, _NAIVE_US).cast(UTC_US)
-        aware = pc.cast(zoned_text, UTC_US)
+        return _cast_valid(text, valid, all_valid=n_valid == len(data))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pass
+    # Spellings Arrow's ISO parser rejects: lower-case t/z, comma decimal marks, fractions finer
+    # than microseconds (truncated: the target unit is microseconds). Fixed only when needed.
+    fixed = pc.replace_substring_regex(text, r"^(\d{4}-\d{2}-\d{2})[t ]", r"\1T")
+    fixed = pc.replace_substring(pc.replace_substring(fixed, "z", "Z"), ",", ".")
+    fixed = pc.replace_substring_regex(fixed, r"(\.\d{6})\d+", r"\1")
+    try:
+        return _cast_valid(fixed, valid, all_valid=n_valid == len(data))
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         # Well-formed but impossible values (Feb 30, hour 25, out of range) fail the whole cast;
-        # only then fall back to parsing this array value by value.
-        return _parse_one_by_one(text, valid)
-    return pc.coalesce(aware, naive)
+        # only then parse this array value by value.
+        return _parse_one_by_one(fixed, valid)
+
+
+def _cast_valid(text: pa.Array, valid: pa.Array, *, all_valid: bool) -> pa.Array:
+    """Cast strings that matched the grammar: zoned ones to UTC, naive ones read as UTC."""
+    zoned = pc.fill_null(pc.match_substring_regex(text, _HAS_ZONE), False)
+    n_zoned = pc.sum(zoned).as_py() or 0
+    null = nulls_like(text)
+    if n_zoned == 0:
+        naive_text = text if all_valid else pc.if_else(valid, text, null)
+        return pc.cast(naive_text, _NAIVE_US).cast(UTC_US)
+    zoned_text = pc.if_else(zoned, text, null)
+    aware = pc.cast(zoned_text, UTC_US)
+    if n_zoned == (pc.sum(valid).as_py() or 0):
+        return aware
+    naive_text = pc.if_else(pc.and_(valid, pc.invert(zoned)), text, null)
+    return pc.coalesce(aware, pc.cast(naive_text, _NAIVE_US).cast(UTC_US))
 
 
 def _timestamps_to_utc(data: pa.Array) -> pa.Array:
