@@ -1,0 +1,65 @@
+"""Compare two cleaned Parquet outputs as multisets of rows (DuckDB EXCEPT ALL), column by column."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import duckdb
+
+COLUMNS = ("id", "name", "email", "phone", "address", "timestamp", "is_future")
+
+
+def compare(reference: str, other: str, *, examples: int = 0) -> dict[str, object]:
+    """Rows in each file, rows only in one of them, and how many differ per column when aligned by id."""
+    con = duckdb.connect()
+    cols = ", ".join(f'"{c}"' for c in COLUMNS)
+    a, b = (
+        f"(SELECT {cols} FROM read_parquet('{reference}'))",
+        f"(SELECT {cols} FROM read_parquet('{other}'))",
+    )
+    rows_a, rows_b = (con.execute(f"SELECT count(*) FROM {x}").fetchone()[0] for x in (a, b))
+    only_a = con.execute(f"SELECT count(*) FROM ({a} EXCEPT ALL {b})").fetchone()[0]
+    only_b = con.execute(f"SELECT count(*) FROM ({b} EXCEPT ALL {a})").fetchone()[0]
+    result: dict[str, object] = {
+        "rows_reference": rows_a,
+        "rows_other": rows_b,
+        "only_reference": only_a,
+        "only_other": only_b,
+    }
+    if only_a or only_b:
+        # Which columns explain the difference: compare the multiset of each column on its own.
+        per_column = {}
+        for c in COLUMNS:
+            n = con.execute(
+                f'SELECT count(*) FROM ((SELECT "{c}" FROM {a}) EXCEPT ALL (SELECT "{c}" FROM {b}))'
+            ).fetchone()[0]
+            if n:
+                per_column[c] = n
+        result["differing_columns"] = per_column
+        if examples:
+            result["examples_only_reference"] = con.execute(
+                f"SELECT * FROM ({a} EXCEPT ALL {b}) LIMIT {examples}"
+            ).fetchall()
+            result["examples_only_other"] = con.execute(
+                f"SELECT * FROM ({b} EXCEPT ALL {a}) LIMIT {examples}"
+            ).fetchall()
+    result["same_rows"] = not only_a and not only_b
+    return result
+
+
+def main() -> None:
+    """CLI: compare REFERENCE.parquet OTHER.parquet [--examples N]."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("reference")
+    parser.add_argument("other")
+    parser.add_argument("--examples", type=int, default=3)
+    args = parser.parse_args()
+    result = compare(args.reference, args.other, examples=args.examples)
+    for k, v in result.items():
+        print(f"{k}: {v}")
+    sys.exit(0 if result["same_rows"] else 1)
+
+
+if __name__ == "__main__":
+    main()
