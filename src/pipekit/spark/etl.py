@@ -161,7 +161,7 @@ def run_customers_etl(
         rows_in=rows,  # the policy never adds or drops rows
         rows_out=rows,
         columns=list(frame.columns),
-        masked={k: int(v) for k, v in metrics.items() if k != "__rows__"},
+        masked={c: int(metrics[c]) for c in frame.columns if c in rules and c in metrics},
         pii_masked=list(detected),
         pii_detected={c: dict(e) for c, e in (pii.findings.items() if pii else ())},
         pii_rows_scanned=pii.rows_scanned if pii else 0,
