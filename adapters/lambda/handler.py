@@ -16,7 +16,7 @@ from pipekit.deploy.event import DeploySettings, parse_event
 from pipekit.deploy.lambda_support import Deadline, Reporter, failure_message, make_source
 from pipekit.errors import PipekitError
 
-logging.getLogger().setLevel(os.environ.get("LOG_LEVEL", "INFO"))
+logging.getLogger("pipekit").setLevel(os.environ.get("LOG_LEVEL", "INFO"))
 log = logging.getLogger("pipekit.deploy.handler")
 
 

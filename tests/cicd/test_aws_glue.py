@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import boto3
 import pytest
 from botocore.stub import Stubber
@@ -12,7 +14,7 @@ from pipekit.errors import AwsError, JobRunError, ThrottledError
 
 DEFN = {
     "Role": "arn:aws:iam::123456789012:role/glue",
-    "Command": {"Name": "glueetl", "ScriptLocation": "s3://b/scripts/a.py", "PythonVersion": "3"},
+    "Command": {"Name": "glueetl", "ScriptLocation": "s3://cicd-test-bucket/scripts/a.py", "PythonVersion": "3"},
     "GlueVersion": "5.0",
     "WorkerType": "G.1X",
     "NumberOfWorkers": 2,
@@ -50,7 +52,14 @@ def test_unknown_state_is_an_error_not_a_wait() -> None:
         g.classify_run_state("PAUSED")
 
 
+def _script(body: str, key: str = "scripts/a.py") -> None:
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket="cicd-test-bucket")
+    s3.put_object(Bucket="cicd-test-bucket", Key=key, Body=body.encode())
+
+
 def test_crud_update_tags_and_runs(reset_twin) -> None:
+    _script("import sys\nassert '--y' in sys.argv and '--x' in sys.argv\n")
     assert g.get_job("j1") is None
     g.create_job("j1", DEFN, {"owner": "me"})
     with pytest.raises(AwsError, match="already exists"):
@@ -65,7 +74,7 @@ def test_crud_update_tags_and_runs(reset_twin) -> None:
     assert g.get_tags(arn) == {"team": "data"}
     assert [j["Name"] for j in g.list_jobs()] == ["j1"]
     run_id = g.start_job_run("j1", {"--y": "2"})
-    run = g.wait_for_job_run("j1", run_id, poll_s=0)
+    run = g.wait_for_job_run("j1", run_id, poll_s=0.2, timeout_s=30)
     assert run.outcome is g.RunOutcome.SUCCEEDED and run.run_id == run_id
 
 
@@ -75,19 +84,23 @@ def test_update_missing_job_names_it(reset_twin) -> None:
 
 
 def test_stop_job_run(reset_twin) -> None:
-    from moto.moto_api import state_manager
-
+    _script("import time\ntime.sleep(60)\n")
     g.create_job("j2", DEFN)
-    state_manager.set_transition("glue::job_run", {"progression": "manual", "times": 100})
-    try:
-        run_id = g.start_job_run("j2")
+    run_id = g.start_job_run("j2")
+    # Let the twin's runner launch the script first (it stages inputs before starting the process).
+    time.sleep(1.5)
+    g.stop_job_runs("j2", [run_id])
+    run = g.wait_for_job_run("j2", run_id, poll_s=0.2, timeout_s=30, raise_on_failure=False)
+    assert run.outcome is g.RunOutcome.STOPPED
+    with pytest.raises(AwsError, match="already STOPPED"):
         g.stop_job_runs("j2", [run_id])
-        run = g.get_job_run("j2", run_id)
-        assert run.outcome is g.RunOutcome.STOPPED
-        with pytest.raises(AwsError, match="already STOPPED"):
-            g.stop_job_runs("j2", [run_id])
-    finally:
-        state_manager.unset_transition("glue::job_run")
+
+
+def test_failed_run_on_the_twin_carries_the_script_error(reset_twin) -> None:
+    _script("raise ValueError('column FirstName is missing')\n")
+    g.create_job("j3", DEFN)
+    with pytest.raises(JobRunError, match="ValueError: column FirstName is missing"):
+        g.wait_for_job_run("j3", g.start_job_run("j3"), poll_s=0.2, timeout_s=30)
 
 
 def _stubbed(monkeypatch) -> tuple[Stubber, object]:

@@ -30,7 +30,8 @@ class PipelineJob:
     job_id: str
     account_id: str
     artifacts: tuple[Artifact, ...]
-    user_parameters: Mapping[str, Any]
+    #: The action's UserParameters string (JSON, parsed by DeploySettings.from_user_parameters).
+    user_parameters: str
     continuation_token: str | None = None
     #: Temporary credentials for the artifact bucket; kept out of repr so they never reach a log.
     artifact_credentials: Mapping[str, str] = field(default_factory=dict, repr=False)
@@ -50,14 +51,8 @@ def parse_event(event: Mapping[str, Any]) -> PipelineJob:
         raise ConfigError("Not a CodePipeline job event: no 'CodePipeline.job.id'.",
                           hint="Invoke this Lambda from a CodePipeline Invoke action.") from exc
     data = job.get("data") or {}
-    raw_params = ((data.get("actionConfiguration") or {}).get("configuration") or {}).get("UserParameters") or "{}"
-    try:
-        params = json.loads(raw_params)
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"CodePipeline job {job_id}: UserParameters is not valid JSON ({exc.msg} at column "
-                          f"{exc.colno}).", hint="Set the action's UserParameters to a JSON object.") from exc
-    if not isinstance(params, dict):
-        raise ConfigError(f"CodePipeline job {job_id}: UserParameters must be a JSON object.")
+    # UserParameters stays raw here: a bad value is reported to the pipeline, which needs the job id first.
+    params = ((data.get("actionConfiguration") or {}).get("configuration") or {}).get("UserParameters") or "{}"
     artifacts = tuple(
         Artifact(
             name=str(a.get("name", "")),
@@ -71,7 +66,7 @@ def parse_event(event: Mapping[str, Any]) -> PipelineJob:
         job_id=job_id,
         account_id=str(job.get("accountId", "")),
         artifacts=artifacts,
-        user_parameters=params,
+        user_parameters=str(params),
         continuation_token=data.get("continuationToken") or None,
         artifact_credentials=dict(data.get("artifactCredentials") or {}),
     )
@@ -106,9 +101,17 @@ class DeploySettings:
         return f"{self.state_prefix}/runs"
 
     @classmethod
-    def from_user_parameters(cls, params: Mapping[str, Any], job_id: str = "") -> DeploySettings:
-        """Validate UserParameters: ``bucket`` required; ``repository`` required for the codecommit source."""
+    def from_user_parameters(cls, params: str | Mapping[str, Any], job_id: str = "") -> DeploySettings:
+        """Parse and validate UserParameters (JSON text or a dict): ``bucket`` required, ``repository`` for codecommit."""
         where = f"CodePipeline job {job_id}: UserParameters" if job_id else "UserParameters"
+        if isinstance(params, str):
+            try:
+                params = json.loads(params)
+            except json.JSONDecodeError as exc:
+                raise ConfigError(f"{where} is not valid JSON ({exc.msg} at column {exc.colno}).",
+                                  hint="Set the action's UserParameters to a JSON object.") from exc
+        if not isinstance(params, Mapping):
+            raise ConfigError(f"{where} must be a JSON object.")
         known = {"bucket", "owner", "source", "repository", "branch", "scripts_prefix", "state_prefix",
                  "watched", "prune"}
         unknown = sorted(set(params) - known)

@@ -131,9 +131,9 @@ def failure_message(exc: BaseException) -> str:
 class Deadline:
     """Time left in this invocation, from the Lambda context, and the watchdog that reports before the end."""
 
-    def __init__(self, remaining_ms: Callable[[], int], margin_ms: int = SAFETY_MARGIN_MS) -> None:
+    def __init__(self, remaining_ms: Callable[[], int], margin_ms: int | None = None) -> None:
         self.remaining_ms = remaining_ms
-        self.margin_ms = margin_ms
+        self.margin_ms = SAFETY_MARGIN_MS if margin_ms is None else margin_ms
         self.step = "starting"
         self._timer: threading.Timer | None = None
 

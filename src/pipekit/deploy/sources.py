@@ -154,11 +154,8 @@ class ZipSource:
             archive = zipfile.ZipFile(io.BytesIO(data))
         except zipfile.BadZipFile as exc:
             raise DeployError(f"the source artifact for revision {revision} is not a zip file: {exc}") from exc
-        # Artifacts of some sources put everything under one top folder; strip it so paths match the repo.
-        names = [n for n in archive.namelist() if not n.endswith("/")]
-        tops = {n.split("/", 1)[0] for n in names}
-        strip = next(iter(tops)) + "/" if len(tops) == 1 and all("/" in n for n in names) else ""
-        self.files = {n[len(strip):]: archive.read(n) for n in names}
+        # CodePipeline's CODE_ZIP puts the repository root at the zip root, so zip paths are repo paths.
+        self.files = {n: archive.read(n) for n in archive.namelist() if not n.endswith("/")}
         self.manifest = {p: hashlib.sha256(b).hexdigest() for p, b in self.files.items()}
 
     def baseline(self, last_deployed: str | None) -> str | None:
