@@ -249,9 +249,9 @@ def _execute(execution: dict[str, Any], location: str, ctx: TwinContext) -> int:
         else:
             duck_sql, scanned = _translate(query, database, con, s3, ctx)
             try:
-                cursor = con.execute(duck_sql)
-                # DuckDB 2 renamed fetch_arrow_table to to_arrow_table; the extra's floor is 1.0.
-                fetch = getattr(cursor, "to_arrow_table", None) or cursor.fetch_arrow_table
+                relation = con.sql(duck_sql)
+                # DuckDB 2 names it to_arrow_table; 1.x (the extra's floor) calls it arrow().
+                fetch = getattr(relation, "to_arrow_table", None) or relation.arrow
                 table = fetch()
             except duckdb.Error as exc:
                 raise QueryFailed(_athena_message(str(exc)), error_type=1006) from exc
