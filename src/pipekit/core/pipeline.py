@@ -7,7 +7,7 @@ cannot merge distinct people) -> mask per policy -> flag future timestamps.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -57,18 +57,15 @@ class CleanReport:
     rows_out: int
     counts: dict[str, int]
     validation: ValidationReport
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """The report as plain JSON-ready data."""
-        out = {
+        return {
             "rows_in": self.rows_in,
             "rows_out": self.rows_out,
             "counts": dict(self.counts),
             "validation": self.validation.to_dict(),
         }
-        out.update(self.extra)
-        return out
 
 
 def normalize_batch(batch: pa.Table, config: CleaningConfig) -> tuple[pa.Table, dict[str, int]]:
