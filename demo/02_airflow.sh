@@ -1,4 +1,73 @@
 #!/usr/bin/env bash
-# placeholder: filled in by its issue
+# Demo 2: run the customer_pipeline DAG once on real Airflow 3 (temporary home, SQLite), offline.
+#
+# Generates a seeded messy customers CSV into a landing folder, runs the DAG with `airflow dags test`
+# (no scheduler needed), prints where the cleaned file, backup, manifest and GX report landed, then
+# re-delivers the same file to show it is recognised by sha256 and skipped.
 set -euo pipefail
-echo "demo/02_airflow.sh: not built yet"
+cd "$(dirname "$0")/.."
+ROOT="$PWD"
+PY="$ROOT/.venv/bin/python"
+DEMO="$ROOT/.demo/airflow"
+
+export AIRFLOW_HOME="$DEMO/home"
+export AIRFLOW__CORE__DAGS_FOLDER="$ROOT/adapters/airflow/dags"
+export AIRFLOW__CORE__LOAD_EXAMPLES=False
+export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN="sqlite:///$AIRFLOW_HOME/airflow.db"
+export GX_ANALYTICS_ENABLED=false
+export PATH="$ROOT/.venv/bin:$PATH"
+BASE="$DEMO/data"
+LOG="$DEMO/airflow-run.log"
+
+# Fresh data each time (the same seeded file would otherwise be skipped as already ingested).
+rm -rf "$BASE"
+mkdir -p "$AIRFLOW_HOME" "$BASE/landing"
+
+echo "== 1. demo CSV -> $BASE/landing/customers.csv"
+"$PY" -c "from pipekit.sample import write_customers_csv; write_customers_csv('$BASE/landing/customers.csv', 5000, seed=2)"
+
+echo "== 2. Airflow metadata DB (SQLite) in $AIRFLOW_HOME"
+airflow db migrate > "$DEMO/db-migrate.log" 2>&1 || { tail -20 "$DEMO/db-migrate.log"; exit 1; }
+
+CONF="{\"base_dir\": \"$BASE\"}"
+echo "== 3. airflow dags test customer_pipeline -c '$CONF'   (log: $LOG)"
+airflow dags test customer_pipeline -c "$CONF" > "$LOG" 2>&1 || true
+
+"$PY" - "$BASE" <<'PY'
+import json, sys
+from pathlib import Path
+from pipekit.io.ingest import Manifest
+
+base = Path(sys.argv[1])
+done = [e for e in Manifest(base / "manifest.jsonl").entries() if e.event == "completed"]
+if not done:
+    sys.exit("the DAG run did not complete: see .demo/airflow/airflow-run.log")
+entry = done[-1]
+run = json.loads(Path(entry.outputs["run_report"]).read_text())
+print(f"   run {entry.run_id}: {entry.file_name}, {entry.row_count} rows, sha256 {entry.sha256[:16]}...")
+print(f"   cleaned CSV     {run['outputs']['cleaned_csv']}")
+print(f"   cleaned Parquet {run['outputs']['cleaned_parquet']}")
+print(f"   backup          {run['backup']}")
+print(f"   manifest        {run['manifest']}")
+print(f"   GX report       {run['quality']['gx_html']}  (JSON: {run['quality']['gx_json']})")
+print(f"   future ids      {run['outputs']['future_ids']}")
+print(f"   counts          {', '.join(f'{k}={v}' for k, v in run['counts'].items())}")
+fr = run["future_rows"]
+print(f"   future rows     shell script {fr['shell_script']} / core {fr['core']} (agree: {fr['agree']})")
+print(f"   landing file still there? {(base / 'landing' / entry.file_name).exists()}")
+PY
+
+echo "== 4. re-deliver the identical file: it must be skipped, not processed twice"
+cp "$(ls "$BASE"/backups/customers.*Z.csv | head -1)" "$BASE/landing/customers.csv"
+airflow dags test customer_pipeline -c "$CONF" > "$DEMO/airflow-rerun.log" 2>&1 || true
+"$PY" - "$BASE" <<'PY'
+import sys
+from pathlib import Path
+from pipekit.io.ingest import Manifest
+
+events = [e.event for e in Manifest(Path(sys.argv[1]) / "manifest.jsonl").entries()]
+print(f"   manifest events: {events}")
+if events[-1] != "skipped_duplicate":
+    sys.exit("expected the re-delivery to be skipped: see .demo/airflow/airflow-rerun.log")
+PY
+echo "== done (cron entry for teams without a scheduler: .venv/bin/pipekit airflow cron install --dry-run)"

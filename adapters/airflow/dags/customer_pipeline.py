@@ -24,15 +24,15 @@ DAG_ID = "customer_pipeline"
 SCHEDULE = (os.environ.get("PIPEKIT_CUSTOMER_SCHEDULE") or "0 * * * *").strip()
 
 
-def _script_path() -> str:
-    """The shell script beside this DAG (``../scripts`` in the repo layout, ``scripts/`` in a flat deploy)."""
-    if os.environ.get("PIPEKIT_FLAG_SCRIPT"):
-        return os.environ["PIPEKIT_FLAG_SCRIPT"]
+def _scripts_dir() -> str:
+    """Folder of the shell scripts: ``$PIPEKIT_SCRIPTS_DIR``, else ``../scripts`` (repo layout), else ``scripts/``."""
+    if os.environ.get("PIPEKIT_SCRIPTS_DIR"):
+        return os.environ["PIPEKIT_SCRIPTS_DIR"]
     here = Path(__file__).resolve().parent
     for candidate in (here.parent / "scripts", here / "scripts"):
         if (candidate / "flag_future_timestamps.sh").is_file():
-            return str(candidate / "flag_future_timestamps.sh")
-    return str(here.parent / "scripts" / "flag_future_timestamps.sh")
+            return str(candidate)
+    return str(here.parent / "scripts")
 
 
 def _config(params: dict):
@@ -123,13 +123,14 @@ def customer_pipeline():
         except (InputError, ValidationError) as exc:
             raise _fail_terminally(exc) from exc
 
-    # The command does not end in ".sh", so Airflow does not try to load it as a Jinja template file
-    # (the TemplateNotFound pitfall); inputs arrive through templated env vars.
+    # Airflow loads any templated string ending in ".sh" as a Jinja template *file* (TemplateNotFound),
+    # and `env` values are templated too: so neither the command nor an env value may end in ".sh".
+    # The script's folder goes in the env and the file name in the command, which ends in a quote.
     flag_future = BashOperator(
         task_id="flag_future_timestamps",
-        bash_command='bash "$PIPEKIT_FLAG_SCRIPT" "$CLEANED_CSV" "$FUTURE_IDS"',
+        bash_command='bash "$PIPEKIT_SCRIPTS_DIR/flag_future_timestamps.sh" "$CLEANED_CSV" "$FUTURE_IDS"',
         env={
-            "PIPEKIT_FLAG_SCRIPT": _script_path(),
+            "PIPEKIT_SCRIPTS_DIR": _scripts_dir(),
             "CLEANED_CSV": "{{ ti.xcom_pull(task_ids='clean')['cleaned_csv'] }}",
             "FUTURE_IDS": "{{ ti.xcom_pull(task_ids='clean')['future_ids'] }}",
             "PIPEKIT_NOW": "{{ ti.xcom_pull(task_ids='clean')['now'] }}",
