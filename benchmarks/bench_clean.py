@@ -140,8 +140,20 @@ def main() -> None:
     print(table)
     if args.doc:
         args.doc.parent.mkdir(parents=True, exist_ok=True)
-        args.doc.write_text(table)
+        args.doc.write_text(_splice(args.doc.read_text() if args.doc.exists() else "", table))
         print(f"wrote {args.doc}")
+
+
+_START, _END = "<!-- bench_clean:start -->", "<!-- bench_clean:end -->"
+
+
+def _splice(document: str, table: str) -> str:
+    """Replace the generated section of ``document`` (between markers), keeping the prose around it."""
+    block = f"{_START}\n{table}{_END}\n"
+    if _START in document and _END in document:
+        head, rest = document.split(_START, 1)
+        return head + block + rest.split(_END, 1)[1].lstrip("\n")
+    return document + ("\n" if document else "") + block
 
 
 def _fmt(r: dict[str, object]) -> str:
