@@ -65,6 +65,7 @@ def per_kernel(csv_path: Path, config: CleaningConfig, now: datetime) -> None:
         dedup_batch,
         email_kernel,
         emails_kernel,
+        hash_kernel,
         names_kernel,
         parse_timestamps,
     )
@@ -81,6 +82,7 @@ def per_kernel(csv_path: Path, config: CleaningConfig, now: datetime) -> None:
         "finalize_batch": lambda: finalize_batch(normalized, config, now=now),
         "  email_kernel (partial mask)": lambda: email_kernel(normalized.column("email")),
         "  parse_timestamps": lambda: parse_timestamps(normalized.column("timestamp")),
+        "  hash_kernel (keyed HMAC, ~all values distinct)": lambda: hash_kernel(normalized.column("email"), b"bench"),
         "  (reference) partial mask as one RE2 replace": lambda: pc.replace_substring_regex(
             normalized.column("email"), EMAIL_PARTIAL_PATTERN, r"\1***\2"
         ),
