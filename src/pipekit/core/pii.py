@@ -102,6 +102,8 @@ _DETECTORS: dict[str, tuple[str, Callable[[str], bool] | None]] = {
     "iban": (_IBAN, _has_iban),
 }
 
+_ANY_ENTITY = "|".join(f"(?:{pattern})" for pattern, _ in _DETECTORS.values())
+
 
 @dataclass(frozen=True)
 class PiiReport:
@@ -143,13 +145,18 @@ def scan_column(values: pa.Array | pa.ChunkedArray) -> dict[str, int]:
             return {}  # nested or binary data: nothing text-like to scan
     if isinstance(values, pa.ChunkedArray):
         values = values.combine_chunks()
+    # One pass with every pattern at once; most columns (ids, names, masked output) have no hit at
+    # all, and the per-entity passes then run only on the few values that matched something.
+    candidates = pc.fill_null(pc.match_substring_regex(values, _ANY_ENTITY), False)
+    if not pc.any(candidates).as_py():
+        return {}
+    values = values.filter(candidates)
     found: dict[str, int] = {}
     for entity, (pattern, check) in _DETECTORS.items():
         hits = pc.fill_null(pc.match_substring_regex(values, pattern), False)
         n = int(pc.sum(hits).as_py() or 0)
         if n and check is not None:
-            candidates = values.filter(hits).to_pylist()
-            n = sum(1 for text in candidates if check(text))
+            n = sum(1 for text in values.filter(hits).to_pylist() if check(text))
         if n:
             found[entity] = n
     return found
