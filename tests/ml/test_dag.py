@@ -104,3 +104,24 @@ def test_dag_offline_fallback_is_opt_in_and_recorded(
     assert standin.stats.archive_downloads == 0
     loaded = load_model(models_dir)
     assert loaded.metadata["metrics"]["accuracy"] > 0.9
+
+
+def test_dag_file_imports_nothing_heavy(airflow_home) -> None:
+    """Parsing the DAG file must not import kaggle (it authenticates on import), sklearn, pandas or pipekit.ml."""
+    import subprocess
+    import sys
+
+    code = (
+        "import runpy, sys, json; runpy.run_path(sys.argv[1]); "
+        "print(json.dumps(sorted(m for m in ('kaggle', 'kagglesdk', 'sklearn', 'pandas', 'pipekit.ml', 'matplotlib') "
+        "if m in sys.modules)))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(airflow_home.dags / "iris_training.py")],
+        env=airflow_home.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == []

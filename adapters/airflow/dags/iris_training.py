@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from airflow.sdk import Param, dag, get_current_context, task
 
@@ -24,13 +24,13 @@ def _settings() -> Any:
     return settings_from_params(get_current_context()["params"], DAG_FOLDER)
 
 
-def _fail_fast(exc: Exception) -> BaseException:
-    """Map a pipekit error to Airflow: terminal errors fail without retries, retryable ones may retry."""
+def _to_airflow(exc: Exception) -> NoReturn:
+    """Re-raise a pipekit error for Airflow: terminal errors fail the task without retries, retryable ones retry."""
     from airflow.sdk.exceptions import AirflowFailException
 
     if getattr(exc, "retryable", False):
-        return exc
-    return AirflowFailException(str(exc))
+        raise exc
+    raise AirflowFailException(str(exc)) from exc
 
 
 @dag(
@@ -78,7 +78,7 @@ def iris_training() -> None:
                 settings.data_dir, settings.slug, auth=auth, offline_fallback=settings.offline_fallback
             )
         except PipekitError as exc:
-            raise _fail_fast(exc) from exc
+            _to_airflow(exc)
         print(
             f"dataset {manifest.slug}: source={manifest.source} cached={manifest.cached} "
             f"fallback={manifest.fallback} files={[f.name for f in manifest.files]}"
@@ -95,7 +95,7 @@ def iris_training() -> None:
         try:
             report = validate_iris_csv(csv_path)
         except PipekitError as exc:
-            raise _fail_fast(exc) from exc
+            _to_airflow(exc)
         print(f"{csv_path}: {report.rows} rows, columns {list(report.columns)}: ok")
         return csv_path
 
@@ -109,7 +109,7 @@ def iris_training() -> None:
         try:
             return str(train_step(csv_path, settings.models_dir, settings.training))
         except PipekitError as exc:
-            raise _fail_fast(exc) from exc
+            _to_airflow(exc)
 
     @task
     def evaluate(version_dir: str, csv_path: str) -> dict[str, Any]:
@@ -120,7 +120,7 @@ def iris_training() -> None:
         try:
             metrics = evaluate_step(version_dir, csv_path)
         except PipekitError as exc:
-            raise _fail_fast(exc) from exc
+            _to_airflow(exc)
         print(f"{version_dir}: accuracy={metrics.accuracy:.4f} f1_macro={metrics.f1_macro:.4f}")
         return {"accuracy": metrics.accuracy, "f1_macro": metrics.f1_macro, "version_dir": version_dir}
 
@@ -134,7 +134,7 @@ def iris_training() -> None:
         try:
             decision = promote_step(settings.models_dir, version_dir, csv_path)
         except PipekitError as exc:
-            raise _fail_fast(exc) from exc
+            _to_airflow(exc)
         print(f"promotion of {decision.version}: promoted={decision.promoted} ({decision.reason})")
         return decision.to_dict()
 
