@@ -193,6 +193,7 @@ def validate(ingested: Mapping[str, Any], config: CustomerPipelineConfig) -> dic
         entry["backup_path"], ingested["work_dir"], stem=stem, encoding=config.encoding,
         fail_on_data_problems=config.fail_on_data_problems,
         label=f"{entry['file_name']} (delivered as {entry['source_path']}, backup {entry['backup_path']})",
+        source_name=entry["source_path"],
     )
     log.info("quality check:\n%s", result.summary())
     return {

@@ -10,7 +10,7 @@ import html
 import json
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -367,6 +367,7 @@ def check_csv(
     encoding: str = "utf-8",
     fail_on_data_problems: bool = False,
     label: str | None = None,
+    source_name: str | None = None,
 ) -> tuple[QualityResult, Path, Path]:
     """Validate ``path``, save ``<stem>_gx.json``/``<stem>_gx.html`` in ``out_dir``, then fail if it must.
 
@@ -376,6 +377,8 @@ def check_csv(
     source = Path(path)
     stem = stem or source.stem
     result = validate_csv(source, rules, encoding=encoding)
+    if source_name:
+        result = replace(result, source=source_name)
     json_path, html_path = save_result(result, Path(out_dir) / f"{stem}_gx.json", Path(out_dir) / f"{stem}_gx.html")
     if not result.ok or (fail_on_data_problems and not result.success):
         raise ValidationError(
