@@ -68,11 +68,13 @@ def per_kernel(csv_path: Path, config: CleaningConfig, now: datetime) -> None:
         hash_kernel,
         names_kernel,
         parse_timestamps,
+        scan_pii,
     )
 
     convert = pacsv.ConvertOptions(column_types={c: pa.string() for c in ("id", "name", "email", "timestamp")})
     table = pacsv.read_csv(csv_path, convert_options=convert).combine_chunks()
     normalized, _ = normalize_batch(table, config)
+    cleaned, _ = finalize_batch(normalized, config, now=now)
     cases = {
         "validate": lambda: validate(table),
         "normalize_batch": lambda: normalize_batch(table, config),
@@ -83,6 +85,8 @@ def per_kernel(csv_path: Path, config: CleaningConfig, now: datetime) -> None:
         "  email_kernel (partial mask)": lambda: email_kernel(normalized.column("email")),
         "  parse_timestamps": lambda: parse_timestamps(normalized.column("timestamp")),
         "  hash_kernel (keyed HMAC, ~all values distinct)": lambda: hash_kernel(normalized.column("email"), b"bench"),
+        "scan_pii (raw input, 4 columns)": lambda: scan_pii(table),
+        "scan_pii (cleaned output, 5 columns)": lambda: scan_pii(cleaned),
         "  (reference) partial mask as one RE2 replace": lambda: pc.replace_substring_regex(
             normalized.column("email"), EMAIL_PARTIAL_PATTERN, r"\1***\2"
         ),
