@@ -31,6 +31,13 @@ def is_stringlike(data_type: pa.DataType) -> bool:
     )
 
 
+def as_strings(values: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """Return ``values`` as text: strings pass through, other types are cast (ints keep their digits)."""
+    if is_stringlike(values.type):
+        return values
+    return pc.cast(values, pa.string())
+
+
 def as_array(values: pa.Array | pa.ChunkedArray | pd.Series | Sequence[object]) -> pa.Array | pa.ChunkedArray:
     """Return ``values`` as Arrow data without copying when it already is Arrow."""
     if isinstance(values, pa.Array | pa.ChunkedArray):

@@ -17,7 +17,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipekit.core._arrow import arrow_to_series, as_array, is_stringlike
+from pipekit.core._arrow import arrow_to_series, as_array, as_strings
 from pipekit.core._fast_email import mask_partial_fast
 from pipekit.core.normalize import emails_kernel
 from pipekit.errors import ConfigError
@@ -244,12 +244,6 @@ def resolve_key(key: bytes | str | None, key_env: str = DEFAULT_KEY_ENV) -> byte
 # --- Arrow kernels ---------------------------------------------------------------------------------
 
 
-def _strings(values: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
-    if is_stringlike(values.type):
-        return values
-    return pc.cast(values, pa.string())
-
-
 def _constant(values: pa.Array | pa.ChunkedArray, text: str) -> pa.Array | pa.ChunkedArray:
     # Nulls stay null: a missing value carries no information to hide.
     return pc.if_else(pc.is_valid(values), pa.scalar(text, pa.string()), pa.scalar(None, pa.string()))
@@ -257,7 +251,7 @@ def _constant(values: pa.Array | pa.ChunkedArray, text: str) -> pa.Array | pa.Ch
 
 def partial_kernel(values: pa.Array | pa.ChunkedArray, keep_last: int) -> pa.Array | pa.ChunkedArray:
     """Replace every character but the last ``keep_last`` with '*'; values that short are fully masked."""
-    text = _strings(values)
+    text = as_strings(values)
     length = pc.utf8_length(text)
     short = pc.less_equal(length, keep_last)
     if keep_last == 0:
@@ -272,7 +266,7 @@ def partial_kernel(values: pa.Array | pa.ChunkedArray, keep_last: int) -> pa.Arr
 
 def hash_kernel(values: pa.Array | pa.ChunkedArray, key: bytes) -> pa.Array:
     """HMAC-SHA256 (hex) of each value's UTF-8 text; each distinct value is hashed once."""
-    text = _strings(values)
+    text = as_strings(values)
     if isinstance(text, pa.ChunkedArray):
         text = text.combine_chunks()
     encoded = pc.dictionary_encode(text)
@@ -287,7 +281,7 @@ def email_kernel(
     values: pa.Array | pa.ChunkedArray, mode: str = "partial", key: bytes | None = None
 ) -> pa.Array | pa.ChunkedArray:
     """Mask emails: partial "j***@example.com", domain "j***@e***.com", hash = keyed pseudonym."""
-    text = _strings(values)
+    text = as_strings(values)
     if mode == "partial":
         if isinstance(text, pa.ChunkedArray):
             chunks = [mask_partial_fast(chunk, _EMAIL_PARTIAL, rf"\1{MASK}\2") for chunk in text.chunks]

@@ -15,6 +15,7 @@ import pyarrow.compute as pc
 from pipekit.core._arrow import (
     arrow_to_series,
     as_array,
+    as_strings,
     blank_mask,
     frame_to_table,
     is_stringlike,
@@ -43,7 +44,7 @@ def trim_kernel(values: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArra
 
 def names_kernel(values: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
     """Collapse whitespace runs, trim, then Title Case each word (after spaces, hyphens, apostrophes)."""
-    text = pc.utf8_trim_whitespace(_as_strings(values))
+    text = pc.utf8_trim_whitespace(as_strings(values))
     # Most names need no collapsing: find the few that do (a cheap match) and rewrite only those.
     needs = pc.fill_null(pc.match_substring_regex(text, _NEEDS_COLLAPSE), False)
     if pc.any(needs).as_py():
@@ -56,7 +57,7 @@ def names_kernel(values: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArr
 
 def emails_kernel(values: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
     """Trim and lower-case email addresses."""
-    values = _as_strings(values)
+    values = as_strings(values)
     return pc.utf8_lower(pc.utf8_trim_whitespace(values))
 
 
@@ -106,14 +107,6 @@ def drop_duplicates_table(table: pa.Table, keys: Sequence[str] | None = None) ->
     if dropped == 0:
         return table, 0
     return table.take(keep), dropped
-
-
-def _as_strings(values: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
-    if is_stringlike(values.type):
-        return values
-    if pa.types.is_null(values.type):
-        return values.cast(pa.string())
-    return pc.cast(values, pa.string())
 
 
 # --- pandas wrappers -----------------------------------------------------------------------------
