@@ -195,3 +195,19 @@ def test_batched_kernels_match_whole_table(rows: list[tuple], batch_size: int) -
     assert step["dropped_duplicate"] == report.counts["dropped_duplicate"]
     for key in ("future", "timestamp_unparsable", "masked.email"):
         assert counts.get(key, 0) == report.counts[key]
+
+
+ANY_TEXT = st.one_of(st.none(), st.text(max_size=15))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(ANY_TEXT, ANY_TEXT, ANY_TEXT, ANY_TEXT), max_size=25))
+def test_any_text_is_cleaned_without_errors_and_masked(rows: list[tuple]) -> None:
+    """Arbitrary Unicode never crashes a kernel, and no surviving email keeps more than one local character."""
+    frame = pd.DataFrame(rows, columns=["id", "name", "email", "timestamp"], dtype=object)
+    out, report = clean_dataframe(frame, now=NOW)
+    assert report.rows_out == len(out) <= len(frame)
+    assert report.counts["dropped_null"] + report.counts["dropped_duplicate"] == len(frame) - len(out)
+    for masked in out["email"]:
+        local = masked.rsplit("@", 1)[0] if "@" in masked else masked
+        assert local.endswith("***") and len(local) <= 4
