@@ -70,7 +70,8 @@ def test_dry_run_line_is_valid_cron_and_matches_the_dag_schedule(env_value: str 
     assert [a.get_next(datetime) for _ in range(24)] == [b.get_next(datetime) for _ in range(24)]
     argv = shlex.split(command.split(" >> ")[0])
     assert argv[0].startswith("AIRFLOW_HOME=") and argv[0].endswith("af home")
-    assert argv[1:3] == ["flock", "-n"]
+    assert argv[1] == "PIPEKIT_CUSTOMER_WAIT_SECONDS=0"
+    assert argv[2:4] == ["flock", "-n"]
     assert argv[-3:] == ["dags", "test", "customer_pipeline"]
 
 

@@ -168,6 +168,15 @@ def test_happy_path_then_redelivery_is_skipped(customer_home):
     assert len(list((base / "output").iterdir())) == 1
 
 
+def test_no_file_skips_the_run_instead_of_failing(customer_home):
+    home, base = customer_home
+    home.extra_env["PIPEKIT_CUSTOMER_WAIT_SECONDS"] = "0"  # what the cron line sets: look once
+    run = home.dag_test("customer_pipeline", {"base_dir": str(base)})
+    assert run.state == "success", run.log[-3000:]
+    assert run.tasks == dict.fromkeys(TASKS, "skipped")
+    assert not (base / "manifest.jsonl").exists()
+
+
 def test_file_missing_email_fails_validate_clearly_then_fixed_file_succeeds(customer_home):
     home, base = customer_home
     landing = base / "landing" / "customers.csv"

@@ -6,7 +6,8 @@ Great Expectations are imported inside the tasks. Tasks pass paths and small dic
 
 Settings (DAG params, else Airflow Variable ``pipekit_customer_<name>``, else env ``PIPEKIT_CUSTOMER_<NAME>``):
 base_dir, landing_dir, output_dir, backup_dir, manifest, pattern, settle_seconds, now, policy_file, ...
-Schedule: ``$PIPEKIT_CUSTOMER_SCHEDULE`` (cron, default hourly), read when the file is parsed.
+Schedule: ``$PIPEKIT_CUSTOMER_SCHEDULE`` (cron, default hourly); sensor wait: ``$PIPEKIT_CUSTOMER_WAIT_SECONDS``
+(default 3300); both read when the file is parsed.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ DAG_ID = "customer_pipeline"
 # Same env var and default as pipekit.airflow_cron.customer_schedule (a test keeps them equal);
 # not imported from there because importing pipekit at parse time would pull in pandas.
 SCHEDULE = (os.environ.get("PIPEKIT_CUSTOMER_SCHEDULE") or "0 * * * *").strip()
+# How long the sensor waits for a file before the run is skipped; cron runs (no scheduler) use 0: look once.
+WAIT_SECONDS = float(os.environ.get("PIPEKIT_CUSTOMER_WAIT_SECONDS") or 55 * 60)
 
 
 def _scripts_dir() -> str:
@@ -81,7 +84,7 @@ _OPTIONAL_TEXT = {"type": ["null", "string"]}
 def customer_pipeline():
     # Reschedule mode: between pokes the sensor gives its worker slot back. soft_fail: no file in
     # the hour is not an error, the run is skipped and the next one looks again.
-    @task.sensor(poke_interval=60, timeout=55 * 60, mode="reschedule", soft_fail=True)
+    @task.sensor(poke_interval=60, timeout=WAIT_SECONDS, mode="reschedule", soft_fail=True)
     def wait_for_file(params=None) -> PokeReturnValue:
         from pipekit.customer_pipeline import find_file
 
