@@ -661,6 +661,8 @@ def _execute(job: Any, run: dict[str, Any], ctx: TwinContext, workdir: Path) -> 
         proc = subprocess.Popen([sys.executable, str(script), *argv], cwd=workdir, env=env,
                                 stdout=log_out, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
         run["_proc"] = proc
+        if run["JobRunState"] == "STOPPING":  # stopped while the inputs were still being staged
+            proc.terminate()
         try:
             _, err = proc.communicate(timeout=run["Timeout"] * 60)
         except subprocess.TimeoutExpired:

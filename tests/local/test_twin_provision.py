@@ -1,0 +1,52 @@
+"""Provisioning etl.yaml into the twin: the stack has Outputs and every resource moto skips exists."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipekit.local.provision import provision_stack
+
+pytestmark = pytest.mark.twin
+
+
+def test_stack_outputs_and_resources(etl_twin) -> None:
+    import boto3
+
+    out = etl_twin.outputs
+    assert out["DatabaseName"] == "customers_database"
+    assert out["RawPrefix"] == f"s3://{out['BucketName']}/data/customers_database/customers_csv/"
+    glue = boto3.client("glue")
+    assert glue.get_database(Name="customers_database")["Database"]["Name"] == "customers_database"
+    crawler = glue.get_crawler(Name=out["CrawlerName"])["Crawler"]
+    assert crawler["Targets"]["S3Targets"][0]["Path"] == out["RawPrefix"]
+    assert crawler["Role"] == out["CrawlerRoleArn"]
+    classifier = glue.get_classifier(Name=crawler["Classifiers"][0])["Classifier"]["CsvClassifier"]
+    assert classifier["ContainsHeader"] == "PRESENT"
+    job = glue.get_job(JobName=out["JobName"])["Job"]
+    assert job["GlueVersion"] == "5.0" and job["Role"] == out["GlueJobRoleArn"]
+    assert job["DefaultArguments"]["--TempDir"] == out["TempDir"]
+    assert job["Command"]["ScriptLocation"] == out["ScriptLocation"]
+    table = glue.get_table(DatabaseName="customers_database", Name="customers_parquet")["Table"]
+    assert table["StorageDescriptor"]["Location"] == out["ParquetPrefix"]
+    wg = boto3.client("athena").get_work_group(WorkGroup=out["WorkGroupName"])["WorkGroup"]
+    assert wg["Configuration"]["ResultConfiguration"]["OutputLocation"] == out["AthenaResults"]
+    s3 = boto3.client("s3")
+    enc = s3.get_bucket_encryption(Bucket=out["BucketName"])["ServerSideEncryptionConfiguration"]
+    assert enc["Rules"][0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "aws:kms"
+    role = boto3.client("iam").get_role(RoleName=out["GlueJobRoleArn"].rsplit("/", 1)[1])["Role"]
+    assert role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"]["Service"] == "glue.amazonaws.com"
+
+
+def test_provisioning_again_is_idempotent(etl_twin) -> None:
+    again = provision_stack(etl_twin.endpoint_url, "infra/cloudformation/etl.yaml")
+    assert again["BucketName"] == etl_twin.outputs["BucketName"]
+    import boto3
+
+    assert [j["Name"] for j in boto3.client("glue").get_jobs()["Jobs"]].count("customers-etl") == 1
+
+
+def test_unknown_parameter_is_a_config_error(etl_twin) -> None:
+    from pipekit.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="NoSuchParam"):
+        provision_stack(etl_twin.endpoint_url, "infra/cloudformation/etl.yaml", parameters={"NoSuchParam": "x"})
