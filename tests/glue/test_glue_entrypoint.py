@@ -105,6 +105,11 @@ def test_spark_output_equals_pandas_output(entrypoint, spark, tmp_path: Path, ca
     assert scan_pii(got).total == 0 or set(scan_pii(got).findings) <= {"rowguid"}
     assert list(tmp_path.glob("out/*.snappy.parquet"))
     assert _digest(source) == before  # the raw input is never modified
+    # No raw sensitive value survives anywhere in the output.
+    raw = pd.read_csv(source, dtype=str, keep_default_na=False, na_values=[""])
+    secrets = {v for c in ("EmailAddress", "Phone", "PasswordHash", "PasswordSalt") for v in raw[c].dropna() if len(v) > 4}
+    cells = {v for c in got.columns for v in got[c].dropna()}
+    assert not secrets & cells, secrets & cells
 
 
 def test_rerun_overwrites_the_same_output(entrypoint, spark, tmp_path: Path, capsys) -> None:
