@@ -42,9 +42,9 @@ def trim_kernel(values: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArra
     return pc.utf8_trim_whitespace(values)
 
 
-def names_kernel(values: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+def names_kernel(values: pa.Array | pa.ChunkedArray, *, trimmed: bool = False) -> pa.Array | pa.ChunkedArray:
     """Collapse whitespace runs, trim, then Title Case each word (after spaces, hyphens, apostrophes)."""
-    text = pc.utf8_trim_whitespace(as_strings(values))
+    text = as_strings(values) if trimmed else pc.utf8_trim_whitespace(as_strings(values))
     # Most names need no collapsing: find the few that do (a cheap match) and rewrite only those.
     needs = pc.fill_null(pc.match_substring_regex(text, _NEEDS_COLLAPSE), False)
     if pc.any(needs).as_py():
@@ -55,10 +55,10 @@ def names_kernel(values: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArr
     return pc.utf8_title(text)
 
 
-def emails_kernel(values: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+def emails_kernel(values: pa.Array | pa.ChunkedArray, *, trimmed: bool = False) -> pa.Array | pa.ChunkedArray:
     """Trim and lower-case email addresses."""
     values = as_strings(values)
-    return pc.utf8_lower(pc.utf8_trim_whitespace(values))
+    return pc.utf8_lower(values if trimmed else pc.utf8_trim_whitespace(values))
 
 
 def required_mask(table: pa.Table, columns: Sequence[str]) -> pa.Array | pa.ChunkedArray | None:

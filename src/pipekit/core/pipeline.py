@@ -77,11 +77,11 @@ def normalize_batch(batch: pa.Table, config: CleaningConfig) -> tuple[pa.Table, 
     names = table.column_names
     if config.name_column in names:
         i = names.index(config.name_column)
-        values = names_kernel(table.column(i))
+        values = names_kernel(table.column(i), trimmed=True)
         table = table.set_column(i, pa.field(config.name_column, values.type), values)
     if config.email_column in names:
         i = names.index(config.email_column)
-        values = emails_kernel(table.column(i))
+        values = emails_kernel(table.column(i), trimmed=True)
         table = table.set_column(i, pa.field(config.email_column, values.type), values)
     return table, {"dropped_null": dropped}
 
