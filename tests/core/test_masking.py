@@ -250,3 +250,11 @@ def test_fast_partial_email_mask_equals_the_regex(values: list[str | None], offs
     array = pa.array(values, pa.large_string() if large else pa.string()).slice(min(offset, len(values)))
     expected = pc.replace_substring_regex(array, EMAIL_PARTIAL_PATTERN, r"\1***\2")
     assert mask_partial_fast(array, EMAIL_PARTIAL_PATTERN, r"\1***\2").to_pylist() == expected.to_pylist()
+
+
+def test_policies_and_configs_are_hashable() -> None:
+    from pipekit.core import CleaningConfig
+
+    same = MaskingPolicy.from_dict(GLUE_CUSTOMER_POLICY.to_dict())
+    assert hash(same) == hash(GLUE_CUSTOMER_POLICY) and same == GLUE_CUSTOMER_POLICY
+    assert {CleaningConfig(policy=same): 1}[CleaningConfig(policy=GLUE_CUSTOMER_POLICY)] == 1

@@ -119,6 +119,10 @@ class MaskingPolicy:
         object.__setattr__(self, "rules", MappingProxyType(dict(self.rules)))
         object.__setattr__(self, "_by_key", MappingProxyType(by_key))
 
+    def __hash__(self) -> int:
+        """Hash by content, so policies (and CleaningConfigs holding them) can be dict keys."""
+        return hash((tuple(self.rules.items()), self.key_env))
+
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> MaskingPolicy:
         """Build a policy from ``{"columns": {name: rule}, "key_env": ...}``; a rule may be just a strategy."""
