@@ -42,22 +42,37 @@ def run_local_cmd(
     branch: str = typer.Option("main", "--branch"),
     source: str = typer.Option("codecommit", "--source", help="codecommit | zip | git"),
     poll: float = typer.Option(2.0, "--poll", help="Seconds between continuation invocations."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Also print the handler's log lines."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Play EventBridge + CodePipeline on the twin: the branch head goes through the real handler."""
+    import logging
+
     from pipekit.errors import ConfigError
     from pipekit.local.codepipeline_twin import load_handler, run_on_push
 
+    if not verbose:  # the handler's log lines are its CloudWatch log; the results are printed below
+        logging.getLogger("pipekit").addHandler(logging.NullHandler())
     params = {"bucket": bucket, "repository": repository, "branch": branch, "source": source}
+
+    last: list[str] = []
 
     def show(inv) -> None:  # one line per invocation, as the pipeline console would show it
         res = inv.result or {}
         text = (res.get("executionDetails") or {}).get("summary") or (res.get("failureDetails") or {}).get(
             "message", "(no result reported)")
         more = " (continuation token returned)" if res.get("continuationToken") else ""
-        if not as_json:
-            out_console.print(f"  invoke job {inv.job_id[:8]}: {inv.job['status']}{more}: {text}",
-                              highlight=False, markup=False, soft_wrap=True)
+        line = f"{inv.job['status']}{more}: {text}"
+        if as_json:
+            return
+        if last and last[-1] == line:  # the same "still running" answer: one dot per re-invocation
+            out_console.print(".", end="", highlight=False)
+        else:
+            if last:
+                out_console.print()
+            out_console.print(f"  invoke job {inv.job_id[:8]}: {line}", highlight=False, markup=False,
+                              soft_wrap=True, end="")
+        last.append(line)
 
     with user_errors():
         try:
@@ -70,8 +85,9 @@ def run_local_cmd(
         emit_json({"commit": run.commit, "status": run.status, "message": run.message,
                    "invocations": len(run.invocations)})
     else:
+        out_console.print()
         out_console.print(f"pipeline for {run.commit[:12]}: {run.status}: {run.message}", highlight=False,
-                          markup=False)
+                          markup=False, soft_wrap=True)
     if run.status != "Succeeded":
         raise typer.Exit(EXIT_DATA)
 

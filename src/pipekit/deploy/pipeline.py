@@ -18,7 +18,7 @@ from pipekit.deploy import _s3
 from pipekit.deploy.apply import apply, read_current
 from pipekit.deploy.config import JOBS_DIR, SCRIPTS_DIR, is_config_path, job_name_for, load_configs
 from pipekit.deploy.event import DeploySettings
-from pipekit.deploy.plan import DesiredJob, plan
+from pipekit.deploy.plan import ChangeKind, DesiredJob, plan
 from pipekit.deploy.sources import Source, watched
 from pipekit.errors import DeployError
 
@@ -116,7 +116,8 @@ def run(
         c.name in report.changed or c.path in changed_paths or c.script_path in changed_paths))
     state = {"revision": revision, "to_run": to_run, "runs": {},
              "run_arguments": {c.name: dict(c.run_arguments) for c in configs if c.name in to_run},
-             "plan": report.as_dict(), "uploaded": uploaded}
+             "plan": report.as_dict(), "uploaded": uploaded,
+             "changes": "; ".join(c.short() for c in steps if c.kind is not ChangeKind.UNCHANGED)}
     return _start_and_monitor(settings, source, state, session=session, check_time=check_time)
 
 
@@ -151,16 +152,22 @@ def _monitor(settings: DeploySettings, source: Source, state: dict[str, Any], *,
         results[name] = glue.get_job_run(name, run_id, session=session)
     failed = [r for r in results.values() if r.outcome.done and r.outcome is not glue.RunOutcome.SUCCEEDED]
     going = [r for r in results.values() if not r.outcome.done]
-    plan_txt = ", ".join(f"{k} {', '.join(v)}" for k, v in (state.get("plan") or {}).items() if v)
+    plan_txt = state.get("changes") or ", ".join(
+        f"{k} {', '.join(v)}" for k, v in (state.get("plan") or {}).items() if v)
+    unchanged = (state.get("plan") or {}).get("unchanged") or []
+    if state.get("changes") and unchanged:
+        plan_txt += f"; unchanged {', '.join(unchanged)}"
     details = {"revision": revision, "plan": state.get("plan"), "uploaded": state.get("uploaded"),
                "runs": {n: r.state for n, r in results.items()}}
     if failed:
         raise GlueRunFailed(failed, revision)
     if going:
-        token_state = {k: v for k, v in state.items() if k in ("revision", "runs", "plan")}
-        if len(_token(token_state)) > 2000:  # CodePipeline caps the token at 2048 characters
-            token_state.pop("plan")
-        return Outcome(IN_PROGRESS, f"Revision {_short(revision)}: waiting for "
+        token_state = {k: v for k, v in state.items() if k in ("revision", "runs", "plan", "changes")}
+        for optional in ("changes", "plan"):  # CodePipeline caps the token at 2048 characters
+            if len(_token(token_state)) > 2000:
+                token_state.pop(optional, None)
+        head = f"Revision {_short(revision)}: {plan_txt}; " if plan_txt else f"Revision {_short(revision)}: "
+        return Outcome(IN_PROGRESS, head + "waiting for "
                                     + ", ".join(f"{r.job_name} ({r.state})" for r in going),
                        continuation_token=_token(token_state), details=details)
     _mark_deployed(settings, source, session=session)

@@ -101,6 +101,16 @@ class Change:
         """True when the job definition itself must be rewritten (not only tags)."""
         return self.kind is ChangeKind.UPDATE and bool(self.diffs)
 
+    def short(self) -> str:
+        """One line: ``updated customers (NumberOfWorkers: 2 -> 4, +tag team)``."""
+        parts = [f"{d.field}: {d.old!r} -> {d.new!r}" for d in self.diffs]
+        parts += [f"+tag {k}" for k in sorted(self.tags_to_add) if self.kind is not ChangeKind.CREATE]
+        parts += [f"-tag {k}" for k in self.tags_to_remove]
+        if self.reason:
+            parts.append(self.reason)
+        verb = {"create": "created", "update": "updated", "orphan": "orphaned"}.get(self.kind.value, self.kind.value)
+        return f"{verb} {self.job_name}" + (f" ({', '.join(parts)})" if parts else "")
+
     def describe(self) -> str:
         """A short multi-line description for plans, logs and pipeline summaries."""
         head = f"{self.kind.value:9} {self.job_name}"
