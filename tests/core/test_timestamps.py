@@ -98,3 +98,22 @@ def test_future_flags_kernel_matches_wrapper() -> None:
     assert (n_future, n_bad) == (p_future, p_bad) == (1, 1)
     assert flags.to_pylist() == [False, True, None]
     assert out["is_future"].tolist() == [False, True, pd.NA]
+
+
+def test_mixed_array_goes_through_every_fallback() -> None:
+    """Naive, zoned, lower-case, long-fraction and impossible values in one array each parse as alone."""
+    values = [
+        "2023-01-15T10:30:00",
+        "2023-01-15T10:30:00+05:30",
+        "2023-01-15t10:30:00z",
+        "2023-01-15T10:30:00.1234567",
+        "2023-02-30",
+        "nope",
+        None,
+        "2023-01-15",
+    ]
+    together = parse_timestamps(pa.array(values)).to_pylist()
+    alone = [parse_timestamps(pa.array([v], pa.string()))[0].as_py() for v in values]
+    assert together == alone
+    assert together[4] is None and together[5] is None and together[6] is None
+    assert together[1] == datetime(2023, 1, 15, 5, 0, tzinfo=UTC)

@@ -57,16 +57,20 @@ def parse_timestamps(values: pa.Array | pa.ChunkedArray | pd.Series) -> pa.Array
 
 def _cast_valid(text: pa.Array, valid: pa.Array, *, all_valid: bool) -> pa.Array:
     """Cast strings that matched the grammar: zoned ones to UTC, naive ones read as UTC."""
-    zoned = pc.fill_null(pc.match_substring_regex(text, _HAS_ZONE), False)
-    n_zoned = pc.sum(zoned).as_py() or 0
     null = nulls_like(text)
-    if n_zoned == 0:
-        naive_text = text if all_valid else pc.if_else(valid, text, null)
-        return pc.cast(naive_text, _NAIVE_US).cast(UTC_US)
-    zoned_text = pc.if_else(zoned, text, null)
-    aware = pc.cast(zoned_text, UTC_US)
-    if n_zoned == (pc.sum(valid).as_py() or 0):
-        return aware
+    candidates = text if all_valid else pc.if_else(valid, text, null)
+    # A column is usually all naive or all zoned: try each whole-column cast before paying for the
+    # regex that splits them (a failing cast stops at its first bad value, so a miss is cheap).
+    try:
+        return pc.cast(candidates, _NAIVE_US).cast(UTC_US)
+    except pa.ArrowInvalid:
+        pass
+    try:
+        return pc.cast(candidates, UTC_US)
+    except pa.ArrowInvalid:
+        pass
+    zoned = pc.fill_null(pc.match_substring_regex(text, _HAS_ZONE), False)
+    aware = pc.cast(pc.if_else(zoned, text, null), UTC_US)
     naive_text = pc.if_else(pc.and_(valid, pc.invert(zoned)), text, null)
     return pc.coalesce(aware, pc.cast(naive_text, _NAIVE_US).cast(UTC_US))
 
