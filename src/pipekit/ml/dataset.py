@@ -226,8 +226,6 @@ def check_iris_csv(
     path = Path(csv_path)
     try:
         frame = pd.read_csv(path)
-    except FileNotFoundError:
-        raise
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise ValidationError(
             f"{path}: not a readable CSV ({exc}).",
