@@ -96,7 +96,7 @@ def airflow_home(tmp_path_factory: pytest.TempPathFactory) -> AirflowHome:
     home, dags = root / "airflow", root / "dags"
     dags.mkdir()
     shutil.copy2(DAG_FILE, dags / DAG_FILE.name)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "KAGGLE_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "KAGGLE_", "PIPEKIT_ML_"))}
     kaggle_dir = root / "kaggle-config"
     kaggle_dir.mkdir()
     env.update(

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pipekit.errors import DatasetError, ValidationError
+from pipekit.errors import DatasetError, StorageError, ValidationError
 from pipekit.io.atomic import sha256_file
 from pipekit.ml import (
     KaggleAuth,
@@ -205,3 +205,11 @@ def test_unreadable_csv(tmp_path: Path) -> None:
     path.write_bytes(b"")
     with pytest.raises(ValidationError, match="not a readable CSV"):
         validate_iris_csv(path)
+
+
+def test_unwritable_data_dir_is_a_storage_error(standin_credentials: None, tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("x")  # a file where the data folder should be (root ignores chmod, this it cannot)
+    with pytest.raises(StorageError, match="Cannot write to") as info:
+        download_dataset(blocker / "data")
+    assert "PIPEKIT_ML_DATA_DIR" in info.value.hint

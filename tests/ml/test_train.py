@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pipekit.errors import ConfigError, ModelError, ValidationError
+from pipekit.errors import ConfigError, ModelError, StorageError, ValidationError
 from pipekit.ml import TrainingConfig, load_model, predict_csv, read_current, run_training
 from pipekit.ml.iris import iris_frame
 from pipekit.ml.pipeline import evaluate_step, promote_step, train_step
@@ -199,3 +199,10 @@ def test_settings_from_params(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     for bad in ({"test_size": 0.9}, {"seed": "x"}, {"slug": "no-slash"}, {"offline_fallback": "maybe"}):
         with pytest.raises(ConfigError):
             settings_from_params(bad, tmp_path)
+
+
+def test_unwritable_models_dir_is_a_storage_error(iris_csv: Path, tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(StorageError, match="PIPEKIT_ML_MODELS_DIR"):
+        train_step(iris_csv, blocker / "models")

@@ -6,7 +6,6 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,6 +23,7 @@ from pipekit.ml._kaggle import (
     kaggle_download,
 )
 from pipekit.ml.iris import COLUMNS, FEATURES, IRIS_FILE, IRIS_SLUG, ROWS, SPECIES, TARGET, iris_csv_bytes
+from pipekit.ml.settings import DATA_DIR_ENV, make_staging_dir
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ def read_manifest(data_dir: str | os.PathLike[str]) -> DatasetManifest | None:
     path = Path(data_dir) / MANIFEST_NAME
     try:
         return DatasetManifest.from_json(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return None
     except (ValueError, TypeError, KeyError) as exc:
         log.warning("ignoring unreadable manifest %s (%s); the dataset will be fetched again", path, exc)
@@ -149,9 +149,8 @@ def download_dataset(
         log.info("dataset %s already in %s with matching sha256; not downloading", slug, data_dir)
         return replace(existing, cached=True)
 
-    data_dir.mkdir(parents=True, exist_ok=True)
     # Stage inside data_dir so the final moves are same-filesystem renames; a failure leaves no partial files.
-    staging = Path(tempfile.mkdtemp(prefix=".download-", dir=data_dir))
+    staging = make_staging_dir(data_dir, ".download-", DATA_DIR_ENV)
     try:
         try:
             staged = kaggle_download(slug, staging, auth)

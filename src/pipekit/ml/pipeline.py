@@ -6,7 +6,6 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,6 +32,7 @@ from pipekit.ml.registry import (
     version_id,
     write_metadata,
 )
+from pipekit.ml.settings import MODELS_DIR_ENV, make_staging_dir
 from pipekit.ml.train import (
     Metrics,
     TrainingConfig,
@@ -91,8 +91,7 @@ def train_step(
         "metrics": None,
     }
     # Build the folder under a temporary name and rename it: readers never see half a version.
-    versions.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{version}.", dir=versions))
+    staging = make_staging_dir(versions, f".{version}.", MODELS_DIR_ENV)
     try:
         save_model(model, staging, metadata)
         if final.exists():  # an incomplete leftover from a crashed run

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipekit.errors import ConfigError
+from pipekit.errors import ConfigError, StorageError
 from pipekit.ml.iris import IRIS_SLUG
 from pipekit.ml.train import TrainingConfig
 
@@ -27,6 +27,21 @@ class IrisSettings:
     offline_fallback: bool = False
     kaggle_conn_id: str = "kaggle_default"
     training: TrainingConfig = field(default_factory=TrainingConfig)
+
+
+def make_staging_dir(parent: Path, prefix: str, env_name: str) -> Path:
+    """Create ``parent`` and a private staging folder in it; a read-only location is a clear StorageError."""
+    import tempfile
+
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+    except OSError as exc:
+        raise StorageError(
+            f"Cannot write to {parent}: {exc.strerror or exc}.",
+            hint=f"Point {env_name} (or the matching DAG param / CLI option) at a writable folder; "
+            "Airflow 3 DAG bundles can be read-only, so the DAG folder may not be writable.",
+        ) from exc
 
 
 def _as_bool(value: Any, name: str) -> bool:
