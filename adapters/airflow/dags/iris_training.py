@@ -19,9 +19,14 @@ DAG_FOLDER = Path(__file__).resolve().parent
 
 
 def _settings() -> Any:
+    """The run's params as typed settings; bad params fail the task without retries."""
+    from pipekit.errors import PipekitError
     from pipekit.ml.settings import settings_from_params
 
-    return settings_from_params(get_current_context()["params"], DAG_FOLDER)
+    try:
+        return settings_from_params(get_current_context()["params"], DAG_FOLDER)
+    except PipekitError as exc:
+        _to_airflow(exc)
 
 
 def _to_airflow(exc: Exception) -> NoReturn:
