@@ -31,7 +31,9 @@ def generate(path: Path, rows: int, seed: int = 7) -> None:
     """Write a messy customers CSV: mixed case, blanks, duplicates, future and bad timestamps."""
     rng = np.random.default_rng(seed)
     chunk = 500_000
-    with pacsv.CSVWriter(path, pa.schema([(c, pa.string()) for c in ("id", "name", "email", "timestamp")])) as w:
+    with pacsv.CSVWriter(
+        path, pa.schema([(c, pa.string()) for c in ("id", "name", "email", "timestamp")])
+    ) as w:
         for start in range(0, rows, chunk):
             n = min(chunk, rows - start)
             ids = np.arange(start, start + n)
@@ -71,7 +73,9 @@ def per_kernel(csv_path: Path, config: CleaningConfig, now: datetime) -> None:
         scan_pii,
     )
 
-    convert = pacsv.ConvertOptions(column_types={c: pa.string() for c in ("id", "name", "email", "timestamp")})
+    convert = pacsv.ConvertOptions(
+        column_types={c: pa.string() for c in ("id", "name", "email", "timestamp")}
+    )
     table = pacsv.read_csv(csv_path, convert_options=convert).combine_chunks()
     normalized, _ = normalize_batch(table, config)
     cleaned, _ = finalize_batch(normalized, config, now=now)
@@ -84,7 +88,9 @@ def per_kernel(csv_path: Path, config: CleaningConfig, now: datetime) -> None:
         "finalize_batch": lambda: finalize_batch(normalized, config, now=now),
         "  email_kernel (partial mask)": lambda: email_kernel(normalized.column("email")),
         "  parse_timestamps": lambda: parse_timestamps(normalized.column("timestamp")),
-        "  hash_kernel (keyed HMAC, ~all values distinct)": lambda: hash_kernel(normalized.column("email"), b"bench"),
+        "  hash_kernel (keyed HMAC, ~all values distinct)": lambda: hash_kernel(
+            normalized.column("email"), b"bench"
+        ),
         "scan_pii (raw input, 4 columns)": lambda: scan_pii(table),
         "scan_pii (cleaned output, 5 columns)": lambda: scan_pii(cleaned),
         "  (reference) partial mask as one RE2 replace": lambda: pc.replace_substring_regex(
@@ -109,9 +115,13 @@ def main() -> None:
     parser.add_argument("--csv", type=Path, default=None)
     parser.add_argument("--validate", action="store_true", help="also time validate() per batch")
     parser.add_argument(
-        "--per-kernel", action="store_true", help="print best-of-3 CPU seconds of each kernel on the whole file"
+        "--per-kernel",
+        action="store_true",
+        help="print best-of-3 CPU seconds of each kernel on the whole file",
     )
-    parser.add_argument("--threads", type=int, default=1, help="batches processed in parallel (kernels release the GIL)")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="batches processed in parallel (kernels release the GIL)"
+    )
     args = parser.parse_args()
     csv_path = args.csv or Path(f"/tmp/pipekit_core_bench_{args.rows}.csv")
     if not csv_path.exists():
@@ -122,7 +132,9 @@ def main() -> None:
         per_kernel(csv_path, config, now)
         return
     block = 1 << 24
-    convert = pacsv.ConvertOptions(column_types={c: pa.string() for c in ("id", "name", "email", "timestamp")})
+    convert = pacsv.ConvertOptions(
+        column_types={c: pa.string() for c in ("id", "name", "email", "timestamp")}
+    )
     rows = 0
     timings = {"validate": 0.0, "normalize": 0.0, "finalize": 0.0}
 
@@ -143,7 +155,9 @@ def main() -> None:
 
     t0 = time.perf_counter()
     cpu0 = time.process_time()
-    reader = pacsv.open_csv(csv_path, read_options=pacsv.ReadOptions(block_size=block), convert_options=convert)
+    reader = pacsv.open_csv(
+        csv_path, read_options=pacsv.ReadOptions(block_size=block), convert_options=convert
+    )
     batches = list(reader)
     read_s = time.perf_counter() - t0
     rows = sum(b.num_rows for b in batches)

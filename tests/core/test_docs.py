@@ -13,7 +13,9 @@ BLOCKS = re.findall(r"```python\n(.*?)```", DOC.read_text(encoding="utf-8"), re.
 
 @pytest.mark.skipif(not BLOCKS, reason="docs/core.md not present")
 @pytest.mark.parametrize("index", range(len(BLOCKS)))
-def test_docs_example_runs(index: int, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_docs_example_runs(
+    index: int, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv("PIPEKIT_MASK_KEY", "docs-test-key")
     exec(compile(BLOCKS[index], f"docs/core.md[python block {index}]", "exec"), {"__name__": "docs_example"})
     out = capsys.readouterr().out

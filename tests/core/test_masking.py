@@ -103,7 +103,9 @@ def test_masked_emails_carry_no_local_part(emails: list[str]) -> None:
         assert masked.rsplit("@", 1)[0] == local[0] + "***"
 
 
-@pytest.mark.parametrize("column", ["FirstName", "first_name", "firstname", "First Name", "FIRST-NAME", "firstName"])
+@pytest.mark.parametrize(
+    "column", ["FirstName", "first_name", "firstname", "First Name", "FIRST-NAME", "firstName"]
+)
 def test_policy_matches_case_and_separator_insensitively(column: str) -> None:
     resolved = GLUE_CUSTOMER_POLICY.resolve([column, "LastName"])
     assert list(resolved) == [column]
@@ -123,7 +125,10 @@ def test_glue_policy_on_adventureworks_customer() -> None:
             "LastName": ["Gee", "Harris"],
             "EmailAddress": ["orlando0@adventure-works.com", None],
             "Phone": ["245-555-0173", "1 (11) 500 555-0132"],
-            "PasswordHash": ["L/Rlwxzp4w7RWmEgXX+/A7cXaePEPcp+KwQhl2fJL7w=", "YPdtRdvqeAhj6wyxEsFdshBDNXxkCXn+CRgbvJItknw="],
+            "PasswordHash": [
+                "L/Rlwxzp4w7RWmEgXX+/A7cXaePEPcp+KwQhl2fJL7w=",
+                "YPdtRdvqeAhj6wyxEsFdshBDNXxkCXn+CRgbvJItknw=",
+            ],
             "PasswordSalt": ["1KjXYs4=", "fs1ZGhY="],
         }
     )
@@ -164,7 +169,9 @@ def test_literal_redact_and_hash_keep_nulls() -> None:
 
 
 def test_hash_of_non_string_column_uses_its_text() -> None:
-    out, _ = mask_table(pa.table({"c": pa.array([7, None])}), MaskingPolicy({"c": ColumnRule("hash")}), key=KEY)
+    out, _ = mask_table(
+        pa.table({"c": pa.array([7, None])}), MaskingPolicy({"c": ColumnRule("hash")}), key=KEY
+    )
     assert HEX64.match(out.column("c")[0].as_py()) and out.column("c")[1].as_py() is None
 
 
@@ -236,7 +243,10 @@ def test_apply_policy_ignores_absent_columns() -> None:
 
 @settings(max_examples=400, deadline=None)
 @given(
-    st.lists(st.one_of(st.none(), st.text(alphabet=st.sampled_from(list("ab@.é日 *\x00")), max_size=12)), max_size=30),
+    st.lists(
+        st.one_of(st.none(), st.text(alphabet=st.sampled_from(list("ab@.é日 *\x00")), max_size=12)),
+        max_size=30,
+    ),
     st.integers(0, 5),
     st.booleans(),
 )

@@ -104,7 +104,9 @@ def test_drop_nulls_on_non_string_columns() -> None:
 
 
 def test_drop_duplicates_exact_rows_keeps_first_in_order() -> None:
-    frame = pd.DataFrame({"id": ["1", "2", "1", "3", "2"], "v": ["a", "b", "a", "c", "x"]}, index=[5, 6, 7, 8, 9])
+    frame = pd.DataFrame(
+        {"id": ["1", "2", "1", "3", "2"], "v": ["a", "b", "a", "c", "x"]}, index=[5, 6, 7, 8, 9]
+    )
     out, dropped = drop_duplicates(frame)
     assert dropped == 1
     assert list(out.index) == [5, 6, 8, 9]
@@ -133,7 +135,9 @@ def test_drop_duplicates_treats_nulls_as_equal_like_pandas() -> None:
     st.lists(st.tuples(st.sampled_from(["1", "2", "3", None]), st.sampled_from(["a", "b", ""])), max_size=40),
     st.sampled_from([None, ("k",), ("v",), ("k", "v")]),
 )
-def test_drop_duplicates_matches_reference(rows: list[tuple[str | None, str]], keys: tuple[str, ...] | None) -> None:
+def test_drop_duplicates_matches_reference(
+    rows: list[tuple[str | None, str]], keys: tuple[str, ...] | None
+) -> None:
     frame = pd.DataFrame(rows, columns=["k", "v"], dtype=object)
     out, dropped = drop_duplicates(frame, keys)
     # Reference: walk the rows once, keep a row the first time its key is seen.
@@ -159,7 +163,14 @@ def test_table_kernels_match_pandas_wrappers() -> None:
 
 
 @settings(max_examples=400, deadline=None)
-@given(st.lists(st.text(alphabet=st.sampled_from(list("ab \t\n\r\x0b\x0c\x85\xa0\u2028\u2029\u3000\u200b-'")), max_size=12), max_size=10))
+@given(
+    st.lists(
+        st.text(
+            alphabet=st.sampled_from(list("ab \t\n\r\x0b\x0c\x85\xa0\u2028\u2029\u3000\u200b-'")), max_size=12
+        ),
+        max_size=10,
+    )
+)
 def test_names_kernel_only_rewrites_what_collapsing_changes(names: list[str]) -> None:
     """The cheap "needs collapsing" test never misses a value the full regex rewrite would change."""
     import pyarrow.compute as pc
@@ -167,5 +178,7 @@ def test_names_kernel_only_rewrites_what_collapsing_changes(names: list[str]) ->
     from pipekit.core.normalize import _WHITESPACE_RUN, names_kernel
 
     array = pa.array(names, pa.string())
-    reference = pc.utf8_title(pc.utf8_trim_whitespace(pc.replace_substring_regex(array, _WHITESPACE_RUN, " ")))
+    reference = pc.utf8_title(
+        pc.utf8_trim_whitespace(pc.replace_substring_regex(array, _WHITESPACE_RUN, " "))
+    )
     assert names_kernel(array).to_pylist() == reference.to_pylist()

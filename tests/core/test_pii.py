@@ -125,13 +125,21 @@ def test_no_pii_in_glue_policy_output() -> None:
             "FirstName": ["Orlando", "Keith"],
             "EmailAddress": ["orlando0@adventure-works.com", "keith0@adventure-works.com"],
             "Phone": ["245-555-0173", "1 (11) 500 555-0132"],
-            "PasswordHash": ["L/Rlwxzp4w7RWmEgXX+/A7cXaePEPcp+KwQhl2fJL7w=", "YPdtRdvqeAhj6wyxEsFdshBDNXxkCXn+CRgbvJItknw="],
+            "PasswordHash": [
+                "L/Rlwxzp4w7RWmEgXX+/A7cXaePEPcp+KwQhl2fJL7w=",
+                "YPdtRdvqeAhj6wyxEsFdshBDNXxkCXn+CRgbvJItknw=",
+            ],
         }
     )
     before = scan_pii(customers)
     assert set(before.findings) == {"EmailAddress", "Phone"}
-    config = CleaningConfig(required=("CustomerID",), name_column="FirstName", email_column="EmailAddress",
-                            timestamp_column="ModifiedDate", policy=GLUE_CUSTOMER_POLICY)
+    config = CleaningConfig(
+        required=("CustomerID",),
+        name_column="FirstName",
+        email_column="EmailAddress",
+        timestamp_column="ModifiedDate",
+        policy=GLUE_CUSTOMER_POLICY,
+    )
     out, _ = clean_dataframe(customers, config, now=NOW)
     assert scan_pii(out).total == 0
 

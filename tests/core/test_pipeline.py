@@ -76,7 +76,14 @@ def test_dedup_runs_on_normalised_values_before_masking() -> None:
 
 
 def test_exact_duplicates_after_normalisation_are_dropped() -> None:
-    frame = pd.DataFrame({"id": ["1", " 1"], "name": ["bo", "BO"], "email": ["b@x.co", "B@X.CO"], "timestamp": ["2020-01-01"] * 2})
+    frame = pd.DataFrame(
+        {
+            "id": ["1", " 1"],
+            "name": ["bo", "BO"],
+            "email": ["b@x.co", "B@X.CO"],
+            "timestamp": ["2020-01-01"] * 2,
+        }
+    )
     out, report = clean_dataframe(frame, now=NOW)
     assert len(out) == 1 and report.counts["dropped_duplicate"] == 1
 
@@ -132,7 +139,9 @@ def test_glue_policy_runs_through_the_pipeline() -> None:
     assert report.counts["masked.Phone"] == 2 and report.counts["future"] == 0
 
 
-def test_hash_policy_without_key_fails_before_any_output(monkeypatch: pytest.MonkeyPatch, messy_customers: pd.DataFrame) -> None:
+def test_hash_policy_without_key_fails_before_any_output(
+    monkeypatch: pytest.MonkeyPatch, messy_customers: pd.DataFrame
+) -> None:
     monkeypatch.delenv("PIPEKIT_MASK_KEY", raising=False)
     config = CleaningConfig(policy=MaskingPolicy({"email": ColumnRule("email", email_mode="hash")}))
     with pytest.raises(ConfigError, match="PIPEKIT_MASK_KEY"):
@@ -172,7 +181,9 @@ IDS = st.sampled_from(["1", "2", "007", " 3 ", None])
 def test_batched_kernels_match_whole_table(rows: list[tuple], batch_size: int) -> None:
     """What a streaming engine does (normalise per batch, dedup globally, finalise per batch) equals the in-memory path."""
     frame = pd.DataFrame(rows, columns=["id", "name", "email", "timestamp"], dtype=object)
-    table = pa.Table.from_pandas(frame, preserve_index=False).cast(pa.schema([(c, pa.string()) for c in frame.columns]))
+    table = pa.Table.from_pandas(frame, preserve_index=False).cast(
+        pa.schema([(c, pa.string()) for c in frame.columns])
+    )
     config = CleaningConfig()
     whole, report = clean_table(table, config, now=NOW)
 
@@ -234,4 +245,6 @@ def test_pandas_wrappers_agree_with_arrow_pipeline_on_random_rows(rows: list[tup
         report.counts["timestamp_unparsable"],
     )
     assert masked.get("email", 0) == report.counts["masked.email"]
-    assert steps.reset_index(drop=True).astype(object).to_dict("list") == arrow_out.astype(object).to_dict("list")
+    assert steps.reset_index(drop=True).astype(object).to_dict("list") == arrow_out.astype(object).to_dict(
+        "list"
+    )

@@ -41,7 +41,8 @@ def test_parse_timestamps_iso_forms(raw: str, expected: datetime) -> None:
 
 
 @pytest.mark.parametrize(
-    "raw", ["garbage", "", "15/01/2023", "2023-13-01", "2023-02-30T00:00:00", "2023-01-15T25:00:00", "1700000000"]
+    "raw",
+    ["garbage", "", "15/01/2023", "2023-13-01", "2023-02-30T00:00:00", "2023-01-15T25:00:00", "1700000000"],
 )
 def test_unparsable_values_become_null(raw: str) -> None:
     out = parse_timestamps(pa.array(["2023-01-15", raw, None]))
@@ -71,7 +72,9 @@ def test_parse_round_trips_isoformat(moment: datetime, offset_minutes: int | Non
 
 
 def test_flag_future_counts_and_keeps_unparsable_rows() -> None:
-    frame = pd.DataFrame({"timestamp": ["2024-12-31T23:59:59", "2025-01-01T00:00:01", "bad", None, "2099-01-01"]})
+    frame = pd.DataFrame(
+        {"timestamp": ["2024-12-31T23:59:59", "2025-01-01T00:00:01", "bad", None, "2099-01-01"]}
+    )
     out, n_future, n_unparsable = flag_future(frame, now=NOW)
     assert (n_future, n_unparsable) == (2, 1)
     assert len(out) == 5

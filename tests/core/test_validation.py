@@ -36,7 +36,9 @@ def test_missing_columns_and_data_problems_reported_together() -> None:
 
 
 def test_row_numbers_are_one_based_with_offset_and_capped() -> None:
-    frame = pd.DataFrame({"id": [None] * 25, "name": ["a"] * 25, "email": ["a@b.co"] * 25, "timestamp": ["2020-01-01"] * 25})
+    frame = pd.DataFrame(
+        {"id": [None] * 25, "name": ["a"] * 25, "email": ["a@b.co"] * 25, "timestamp": ["2020-01-01"] * 25}
+    )
     report = validate(frame, row_offset=1000)
     (problem,) = report.problems
     assert problem.count == 25
@@ -47,7 +49,10 @@ def test_custom_required_and_column_names() -> None:
     frame = pd.DataFrame({"CustomerID": ["1"], "Mail": ["bad"], "When": ["2020-13-01"]})
     report = validate(frame, ["CustomerID"], email_column="Mail", timestamp_column="When")
     assert report.ok
-    assert {(p.column, p.kind) for p in report.problems} == {("Mail", "malformed_email"), ("When", "unparsable_timestamp")}
+    assert {(p.column, p.kind) for p in report.problems} == {
+        ("Mail", "malformed_email"),
+        ("When", "unparsable_timestamp"),
+    }
 
 
 def test_whitespace_around_an_email_is_not_malformed() -> None:
@@ -62,7 +67,14 @@ def test_validate_accepts_arrow_tables_and_empty_data() -> None:
 
 
 def test_merge_adds_counts_and_keeps_first_samples() -> None:
-    frame = pd.DataFrame({"id": ["1", None, None], "name": ["a", "b", "c"], "email": ["x", "a@b.co", "y"], "timestamp": ["2020-01-01"] * 3})
+    frame = pd.DataFrame(
+        {
+            "id": ["1", None, None],
+            "name": ["a", "b", "c"],
+            "email": ["x", "a@b.co", "y"],
+            "timestamp": ["2020-01-01"] * 3,
+        }
+    )
     first = validate(frame.iloc[:2].reset_index(drop=True))
     second = validate(frame.iloc[2:].reset_index(drop=True), row_offset=2)
     merged = first.merge(second)
@@ -81,6 +93,8 @@ def test_report_to_dict_is_json_and_summary_is_text(messy_customers: pd.DataFram
 
 
 def test_clean_data_has_no_problems() -> None:
-    report = validate(pd.DataFrame({"id": ["1"], "name": ["A"], "email": ["a@b.co"], "timestamp": ["2020-01-01T00:00:00Z"]}))
+    report = validate(
+        pd.DataFrame({"id": ["1"], "name": ["A"], "email": ["a@b.co"], "timestamp": ["2020-01-01T00:00:00Z"]})
+    )
     assert report == ValidationReport(DEFAULT_REQUIRED, (), (), 1)
     assert "no data problems" in report.summary()

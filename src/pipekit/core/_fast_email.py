@@ -32,9 +32,15 @@ def mask_partial_fast(values: pa.Array, regex: str, replacement: str) -> pa.Arra
     index_type = np.int64 if pa.types.is_large_string(values.type) else np.int32
     n = len(values)
     _, offsets_buf, data_buf = values.buffers()
-    offsets = np.frombuffer(offsets_buf, dtype=index_type, count=n + 1, offset=values.offset * np.dtype(index_type).itemsize)
+    offsets = np.frombuffer(
+        offsets_buf, dtype=index_type, count=n + 1, offset=values.offset * np.dtype(index_type).itemsize
+    )
     base = offsets[0]
-    data = np.frombuffer(data_buf, dtype=np.uint8)[base : offsets[-1]] if data_buf is not None else np.empty(0, np.uint8)
+    data = (
+        np.frombuffer(data_buf, dtype=np.uint8)[base : offsets[-1]]
+        if data_buf is not None
+        else np.empty(0, np.uint8)
+    )
     starts = offsets[:-1] - base
     ends = offsets[1:] - base
     lengths = ends - starts

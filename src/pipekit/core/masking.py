@@ -56,9 +56,13 @@ class ColumnRule:
                 f"unknown masking strategy {self.strategy!r}", hint=f"use one of: {', '.join(STRATEGIES)}"
             )
         if self.strategy == "literal" and self.value is None:
-            raise ConfigError("strategy 'literal' needs a 'value'", hint="e.g. {strategy: literal, value: hu25}")
+            raise ConfigError(
+                "strategy 'literal' needs a 'value'", hint="e.g. {strategy: literal, value: hu25}"
+            )
         if self.value is not None and not isinstance(self.value, str):
-            raise ConfigError(f"'value' must be a string, got {self.value!r}", hint="quote it in the policy file")
+            raise ConfigError(
+                f"'value' must be a string, got {self.value!r}", hint="quote it in the policy file"
+            )
         if isinstance(self.keep_last, bool) or not isinstance(self.keep_last, int) or self.keep_last < 0:
             raise ConfigError(
                 f"'keep_last' must be a whole number >= 0, got {self.keep_last!r}", hint="e.g. keep_last: 4"
@@ -160,7 +164,9 @@ class MaskingPolicy:
         try:
             text = file.read_text(encoding="utf-8")
         except FileNotFoundError as exc:
-            raise ConfigError(f"masking policy file not found: {file}", hint="check the --policy path") from exc
+            raise ConfigError(
+                f"masking policy file not found: {file}", hint="check the --policy path"
+            ) from exc
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError(f"cannot read masking policy file {file}: {exc}") from exc
         try:
@@ -262,7 +268,9 @@ def partial_kernel(values: pa.Array | pa.ChunkedArray, keep_last: int) -> pa.Arr
         tail = pc.if_else(pc.is_valid(text), pa.scalar("", text.type), pa.scalar(None, text.type))
     else:
         tail = pc.utf8_slice_codeunits(text, start=-keep_last)
-    stars = pc.binary_repeat(pa.scalar("*", text.type), pc.max_element_wise(pc.subtract(length, keep_last), 0))
+    stars = pc.binary_repeat(
+        pa.scalar("*", text.type), pc.max_element_wise(pc.subtract(length, keep_last), 0)
+    )
     kept = pc.binary_join_element_wise(stars, tail, "")
     full = pc.binary_repeat(pa.scalar("*", text.type), length)
     return pc.if_else(short, full, kept)

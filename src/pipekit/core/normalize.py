@@ -125,9 +125,7 @@ def drop_nulls(
     return customers.loc[~drop].copy(), int(drop.sum())
 
 
-def drop_duplicates(
-    customers: pd.DataFrame, keys: Sequence[str] | None = None
-) -> tuple[pd.DataFrame, int]:
+def drop_duplicates(customers: pd.DataFrame, keys: Sequence[str] | None = None) -> tuple[pd.DataFrame, int]:
     """Drop duplicate rows (all columns, or ``keys``), keeping the first occurrence in stable order."""
     if customers.empty:
         return customers.copy(), 0

@@ -45,7 +45,9 @@ class CleaningConfig:
         object.__setattr__(self, "required", tuple(self.required))
         if self.dedup_keys is not None:
             if not self.dedup_keys:
-                raise ConfigError("dedup_keys is empty", hint="give at least one column, or None for exact rows")
+                raise ConfigError(
+                    "dedup_keys is empty", hint="give at least one column, or None for exact rows"
+                )
             object.__setattr__(self, "dedup_keys", tuple(self.dedup_keys))
 
 

@@ -15,7 +15,9 @@ UTC_US = pa.timestamp("us", tz="UTC")
 _NAIVE_US = pa.timestamp("us")
 
 # Accepted shapes: date, or date + 'T'/space + HH[:MM[:SS[.fraction]]], then optional Z or +HH[:MM].
-_ISO = r"^\d{4}-\d{2}-\d{2}(?:[Tt ]\d{2}(?::\d{2}(?::\d{2}(?:[.,]\d{1,9})?)?)?(?:[Zz]|[+-]\d{2}(?::?\d{2})?)?)?$"
+_ISO = (
+    r"^\d{4}-\d{2}-\d{2}(?:[Tt ]\d{2}(?::\d{2}(?::\d{2}(?:[.,]\d{1,9})?)?)?(?:[Zz]|[+-]\d{2}(?::?\d{2})?)?)?$"
+)
 #: The timestamp grammar parse_timestamps accepts (RE2/Python syntax; values are trimmed first).
 TIMESTAMP_PATTERN = _ISO
 # A zone designator can only follow a time part ("2023-01-15" ends in "-15", which is not an offset).
@@ -103,9 +105,7 @@ def utc_now(now: datetime | None = None) -> datetime:
     return now.replace(tzinfo=UTC) if now.tzinfo is None else now.astimezone(UTC)
 
 
-def future_flags(
-    values: pa.Array | pa.ChunkedArray, *, now: datetime
-) -> tuple[pa.Array, int, int]:
+def future_flags(values: pa.Array | pa.ChunkedArray, *, now: datetime) -> tuple[pa.Array, int, int]:
     """Flag values later than ``now``: (flags with null for unparsable, n_future, n_unparsable)."""
     parsed = parse_timestamps(values)
     flags = pc.greater(parsed, pa.scalar(utc_now(now), type=UTC_US))

@@ -32,7 +32,12 @@ class Problem:
 
     def to_dict(self) -> dict[str, Any]:
         """The problem as plain JSON-ready data."""
-        return {"column": self.column, "kind": self.kind, "count": self.count, "sample_rows": list(self.sample_rows)}
+        return {
+            "column": self.column,
+            "kind": self.kind,
+            "count": self.count,
+            "sample_rows": list(self.sample_rows),
+        }
 
 
 @dataclass(frozen=True)
@@ -51,7 +56,9 @@ class ValidationReport:
 
     def count(self, kind: str, column: str | None = None) -> int:
         """Total count of problems of ``kind`` (optionally in one column)."""
-        return sum(p.count for p in self.problems if p.kind == kind and (column is None or p.column == column))
+        return sum(
+            p.count for p in self.problems if p.kind == kind and (column is None or p.column == column)
+        )
 
     def merge(self, other: ValidationReport) -> ValidationReport:
         """Combine reports of consecutive batches of the same data (counts add, samples keep the first)."""
@@ -138,18 +145,24 @@ def validate(
         n = int(pc.sum(bad).as_py() or 0)
         if n:
             problems.append(
-                Problem(timestamp_column, "unparsable_timestamp", n, first_rows(bad, MAX_SAMPLE_ROWS, row_offset))
+                Problem(
+                    timestamp_column, "unparsable_timestamp", n, first_rows(bad, MAX_SAMPLE_ROWS, row_offset)
+                )
             )
     if email_column in present and is_stringlike(table.column(email_column).type):
         values = table.column(email_column)
         blank = blanks.get(email_column)
         if blank is None:
             blank = blank_mask(values)
-        well_formed = pc.fill_null(pc.match_substring_regex(pc.utf8_trim_whitespace(values), EMAIL_PATTERN), False)
+        well_formed = pc.fill_null(
+            pc.match_substring_regex(pc.utf8_trim_whitespace(values), EMAIL_PATTERN), False
+        )
         bad = pc.and_(pc.invert(blank), pc.invert(well_formed))
         n = int(pc.sum(bad).as_py() or 0)
         if n:
             problems.append(
                 Problem(email_column, "malformed_email", n, first_rows(bad, MAX_SAMPLE_ROWS, row_offset))
             )
-    return ValidationReport(required=required, missing_columns=missing, problems=_ordered(problems, required), rows=rows)
+    return ValidationReport(
+        required=required, missing_columns=missing, problems=_ordered(problems, required), rows=rows
+    )
