@@ -6,6 +6,8 @@ import random
 
 import pyarrow as pa
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from pipekit.core import GLUE_CUSTOMER_POLICY, ColumnRule, MaskingPolicy
 from pipekit.core.masking import mask_column
@@ -148,3 +150,17 @@ def test_hash_policy_reads_the_key_from_the_environment(spark, monkeypatch: pyte
     monkeypatch.setenv("PIPEKIT_TEST_SPARK_KEY", KEY.decode())
     masked, _ = apply_policy_spark(frame, policy, detect_pii=False)
     assert masked.first()["v"] == mask_column(pa.array(["x"]), ColumnRule("hash"), key=KEY)[0][0].as_py()
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(values=st.lists(st.one_of(st.none(), st.text(max_size=30), st.emails()), min_size=1, max_size=40))
+def test_property_spark_equals_arrow_for_emails_and_partials(spark, values: list[str | None]) -> None:
+    """Hypothesis finds (and shrinks) any text where the Spark and Arrow masks disagree."""
+    from pyspark.sql import functions as F
+
+    rules = {n: RULES[n] for n in ("email_partial", "email_domain", "partial4", "literal")}
+    frame = spark.createDataFrame([(i, v) for i, v in enumerate(values)], "i int, v string")
+    rows = frame.select("i", *[F.expr(rule_sql("v", r)).alias(n) for n, r in rules.items()]).orderBy("i").collect()
+    for name, rule in rules.items():
+        expected = mask_column(pa.array(values, pa.string()), rule)[0].to_pylist()
+        assert [r[name] for r in rows] == expected, name
