@@ -177,7 +177,7 @@ def test_missing_source_and_missing_arguments(entrypoint, spark, tmp_path: Path,
     assert code == 2 and "--target_path" in err
 
 
-def test_runs_as_the_twin_runs_it_in_a_subprocess(tmp_path: Path) -> None:
+def test_runs_as_the_twin_runs_it_in_a_subprocess(spark, tmp_path: Path) -> None:  # spark: skip without Java
     """`python customers_etl.py --JOB_NAME ... ` with Glue's extra arguments, as the twin's job runner does."""
     source = write_input(tmp_path / "customers.csv", n=100)
     target = tmp_path / "customers_parquet"
