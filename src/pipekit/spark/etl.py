@@ -11,7 +11,7 @@ from typing import Any
 
 from pipekit._extras import require
 from pipekit.core import column_key
-from pipekit.errors import InputError, StorageError, ValidationError
+from pipekit.errors import InputError, PipekitError, StorageError, ValidationError
 
 #: Columns the job cannot run without (matched case- and separator-insensitively, like policy rules).
 REQUIRED_COLUMNS: tuple[str, ...] = ("FirstName",)
@@ -135,7 +135,13 @@ def run_customers_etl(
     if empty:
         raise InputError(f"{source} has a header but no data rows.", hint="upload a CSV with at least one row")
 
-    exprs, rules, detected, pii = masking_exprs(frame, policy, key=key, detect_pii=detect_pii, pii_sample=pii_sample)
+    try:  # PII detection reads a sample, which may be where a malformed row first shows up
+        exprs, rules, detected, pii = masking_exprs(frame, policy, key=key, detect_pii=detect_pii,
+                                                    pii_sample=pii_sample)  # fmt: skip
+    except PipekitError:
+        raise
+    except Exception as exc:
+        raise _input_error(exc, source) from exc
     # Counts come from the write itself (Observation), so the data is read and masked exactly once.
     observation = Observation("pipekit_masking")
     observed = frame.select(*exprs).observe(observation, F.count(F.lit(1)).alias("__rows__"), *count_exprs(rules))
