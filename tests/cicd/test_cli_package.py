@@ -125,3 +125,22 @@ def test_handler_from_the_zip_deploys_on_the_twin(glue_repo: GlueRepo, tmp_path:
     assert out["status"] == "succeeded" and "created zipped" in out["summary"]
     assert job_record(event["CodePipeline.job"]["id"])["status"] == "Succeeded"
     assert boto3.client("glue").get_job(JobName="zipped")["Job"]["GlueVersion"] == "5.0"
+
+
+def test_apply_run_starts_and_waits_for_changed_jobs(reset_twin, tmp_path: Path) -> None:
+    boto3.client("s3").create_bucket(Bucket=BUCKET)
+    repo = tmp_path / "glue-etl"
+    (repo / "glue/jobs").mkdir(parents=True)
+    (repo / "glue/scripts").mkdir(parents=True)
+    (repo / "glue/scripts/etl.py").write_text("import sys\nprint(sys.argv)\n")
+    (repo / "glue/scripts/bad.py").write_text("raise RuntimeError('boom from the script')\n")
+    (repo / "glue/jobs/good.json").write_text(job_config())
+    (repo / "glue/jobs/bad.json").write_text(job_config(script="bad.py"))
+    res = runner.invoke(app, ["glue", "apply", str(repo), "--bucket", BUCKET, "--run", "--poll", "0.3", "--json"])
+    assert res.exit_code == 1, res.output  # one run failed
+    runs = {r["job"]: r for r in json.loads(res.output)["runs"]}
+    assert runs["good"]["state"] == "SUCCEEDED"
+    assert runs["bad"]["state"] == "FAILED" and "RuntimeError: boom from the script" in runs["bad"]["error"]
+    # nothing changed: a second apply --run starts nothing
+    res = runner.invoke(app, ["glue", "apply", str(repo), "--bucket", BUCKET, "--run", "--poll", "0.3", "--json"])
+    assert res.exit_code == 0 and json.loads(res.output)["runs"] == []

@@ -49,13 +49,15 @@ def plan_cmd(directory: Path = _DIR, bucket: str = _BUCKET, owner: str | None = 
 def apply_cmd(directory: Path = _DIR, bucket: str = _BUCKET, owner: str | None = _OWNER,
               run: bool = typer.Option(False, "--run", help="Start runs of changed jobs with run_after_deploy."),
               wait: bool = typer.Option(True, "--wait/--no-wait", help="With --run, wait for the runs to end."),
+              poll: float = typer.Option(10.0, "--poll", help="Seconds between run-state checks."),
               as_json: bool = _JSON) -> None:
     """Upload scripts and create/update the jobs (never touching jobs the repository does not own)."""
     from pipekit.aws.glue import RunOutcome
     from pipekit.deploy import apply_directory
 
     with user_errors():
-        result = apply_directory(directory, bucket=bucket, owner=_owner(directory, owner), run=run, wait=wait)
+        result = apply_directory(directory, bucket=bucket, owner=_owner(directory, owner), run=run, wait=wait,
+                                 poll_s=poll)
     failed = [r for r in result.runs if r.outcome.done and r.outcome is not RunOutcome.SUCCEEDED]
     if as_json:
         emit_json({"applied": result.report.as_dict(), "uploaded": result.uploaded,

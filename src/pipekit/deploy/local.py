@@ -47,7 +47,7 @@ class DirectoryDeploy:
 
 
 def apply_directory(repo: str | Path, *, bucket: str, owner: str, prefix: str = "scripts/", run: bool = False,
-                    wait: bool = True, session: Any | None = None) -> DirectoryDeploy:
+                    wait: bool = True, poll_s: float = 10.0, session: Any | None = None) -> DirectoryDeploy:
     """Upload scripts, apply the plan, and with ``run`` start (and wait for) runs of changed run_after_deploy jobs."""
     root = Path(repo)
     configs = load_directory(root)
@@ -61,6 +61,7 @@ def apply_directory(repo: str | Path, *, bucket: str, owner: str, prefix: str = 
         for c in configs:
             if c.run_after_deploy and (c.name in report.changed or c.script_s3_uri(bucket, prefix) in uploaded):
                 run_id = glue.start_job_run(c.name, c.run_arguments, session=session)
-                result.runs.append(glue.wait_for_job_run(c.name, run_id, raise_on_failure=False, session=session)
+                result.runs.append(glue.wait_for_job_run(c.name, run_id, raise_on_failure=False, poll_s=poll_s,
+                                                          session=session)
                                    if wait else glue.get_job_run(c.name, run_id, session=session))
     return result
