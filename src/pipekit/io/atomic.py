@@ -12,6 +12,13 @@ from pathlib import Path
 _CHUNK = 1 << 20
 
 
+def _default_mode() -> int:
+    # mkstemp creates 0600 files; a finished output should get the usual 0666 & ~umask like open() would.
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 @contextmanager
 def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temp path beside ``target``; on success fsync and rename it over ``target``, else delete it."""
@@ -20,6 +27,7 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
     tmp = Path(tmp_name)
+    os.chmod(tmp, _default_mode())
     try:
         yield tmp
         with open(tmp, "rb+") as fh:
