@@ -260,3 +260,22 @@ def test_zip_and_full_clone_sources(glue_repo: GlueRepo, handler, source: str, m
         run_after_deploy=False, timeout_minutes=20)}, source=source, owner="team-a")
     assert run3.status == "Succeeded" and "updated customers" in run3.message, run3.message
     assert glue.get_job("customers")["Timeout"] == 20
+
+
+def test_push_trigger_runs_the_pipeline_on_git_push(glue_repo: GlueRepo) -> None:
+    import subprocess
+
+    from pipekit.local.codepipeline_twin import install_push_trigger
+
+    install_push_trigger(glue_repo.name, bucket=BUCKET, artifact_bucket="pipeline-artifacts-cicd", poll_s=0.3)
+    (glue_repo.work / "glue/jobs").mkdir(parents=True)
+    (glue_repo.work / "glue/scripts").mkdir(parents=True)
+    (glue_repo.work / "glue/jobs/pushed.json").write_text(job_config())
+    (glue_repo.work / "glue/scripts/etl.py").write_text(OK_SCRIPT)
+    glue_repo.git("add", "-A")
+    glue_repo.git("commit", "-q", "-m", "add pushed")
+    proc = subprocess.run(["git", "-C", str(glue_repo.work), "push", "origin", "HEAD:main"], capture_output=True,
+                          text=True, timeout=300)
+    sha = glue_repo.git("rev-parse", "HEAD")
+    assert f"remote: pipeline for {sha[:12]}: Succeeded" in proc.stderr, proc.stderr
+    assert glue.get_job("pushed") is not None and len(_runs("pushed")) == 1

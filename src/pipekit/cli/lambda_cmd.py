@@ -92,6 +92,29 @@ def run_local_cmd(
         raise typer.Exit(EXIT_DATA)
 
 
+@lambda_app.command("trigger")
+def trigger_cmd(
+    repository: str = typer.Option(..., "--repository", help="CodeCommit repository on the twin."),
+    bucket: str = typer.Option(..., "--bucket", help="Scripts bucket (UserParameters.bucket)."),
+    artifact_bucket: str = typer.Option(..., "--artifact-bucket", help="Pipeline artifact bucket."),
+    branch: str = typer.Option("main", "--branch"),
+    source: str = typer.Option("codecommit", "--source", help="codecommit | zip | git"),
+    poll: float = typer.Option(3.0, "--poll", help="Seconds between continuation invocations."),
+) -> None:
+    """On the twin: run the pipeline on every push to the branch (EventBridge rule as a git hook)."""
+    from pipekit.errors import ConfigError
+    from pipekit.local.codepipeline_twin import install_push_trigger
+
+    with user_errors():
+        try:
+            hook = install_push_trigger(repository, bucket=bucket, artifact_bucket=artifact_bucket, branch=branch,
+                                        source=source, poll_s=poll)
+        except RuntimeError as exc:
+            raise ConfigError(str(exc)) from exc
+    out_console.print(f"pushes to {repository}:{branch} now run the pipeline ({hook})", highlight=False,
+                      soft_wrap=True)
+
+
 def register(app: typer.Typer) -> None:
     """Add the `lambda` group to the root app."""
     app.add_typer(lambda_app, name="lambda")

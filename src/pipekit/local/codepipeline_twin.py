@@ -252,3 +252,49 @@ def load_handler(path: str | Path | None = None) -> Callable[[dict[str, Any], An
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.handler
+
+
+def install_push_trigger(
+    repository: str,
+    *,
+    bucket: str,
+    artifact_bucket: str,
+    branch: str = "main",
+    source: str = "codecommit",
+    poll_s: float = 3.0,
+    session: Any | None = None,
+) -> Path:
+    """Play the EventBridge rule: a ``post-receive`` hook in the twin's git repo runs the pipeline on a push.
+
+    ``git push`` then shows the pipeline's invocations as ``remote:`` lines. Returns the hook's path.
+    """
+    import os
+    import shlex
+    import shutil
+    import sys
+
+    from pipekit.aws._client import client
+
+    endpoint = _endpoint(session)
+    clone_url = client("codecommit", session).get_repository(repositoryName=repository)[
+        "repositoryMetadata"]["cloneUrlHttp"]
+    git_dir = Path(unquote(urlparse(clone_url).path))
+    pipekit_bin = shutil.which("pipekit") or str(Path(sys.executable).parent / "pipekit")
+    region = client("codecommit", session).meta.region_name
+    command = [pipekit_bin, "lambda", "run-local", "--repository", repository, "--bucket", bucket,
+               "--artifact-bucket", artifact_bucket, "--branch", branch, "--source", source, "--poll", str(poll_s)]
+    hook = git_dir / "hooks" / "post-receive"
+    hook.parent.mkdir(parents=True, exist_ok=True)
+    hook.write_text(
+        "#!/bin/sh\n"
+        f"# Installed by pipekit: the EventBridge rule (CodeCommit Repository State Change on {branch})\n"
+        "# that starts the Glue deploy pipeline, played on the offline twin.\n"
+        "while read old new ref; do\n"
+        f"  [ \"$ref\" = {shlex.quote('refs/heads/' + branch)} ] || continue\n"
+        f"  AWS_ENDPOINT_URL={shlex.quote(endpoint)} AWS_DEFAULT_REGION={shlex.quote(region)} \\\n"
+        "  AWS_ACCESS_KEY_ID=${AWS_ACCESS_KEY_ID:-testing} AWS_SECRET_ACCESS_KEY=${AWS_SECRET_ACCESS_KEY:-testing} \\\n"
+        f"  {shlex.join(command)} || true\n"
+        "done\n"
+    )
+    os.chmod(hook, 0o755)
+    return hook
