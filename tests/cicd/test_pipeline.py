@@ -279,3 +279,26 @@ def test_push_trigger_runs_the_pipeline_on_git_push(glue_repo: GlueRepo) -> None
     sha = glue_repo.git("rev-parse", "HEAD")
     assert f"remote: pipeline for {sha[:12]}: Succeeded" in proc.stderr, proc.stderr
     assert glue.get_job("pushed") is not None and len(_runs("pushed")) == 1
+
+
+def test_first_deploy_diffs_against_the_parent_commit(glue_repo: GlueRepo, handler) -> None:
+    """With no last-deployed commit in SSM, the baseline is the commit's parent (issue: 'parent the first time')."""
+    glue_repo.commit({"glue/jobs/early.json": job_config(run_after_deploy=False), "glue/scripts/etl.py": OK_SCRIPT})
+    run = _push_and_run(glue_repo, handler, {"glue/jobs/later.json": job_config(run_after_deploy=False)})
+    assert run.status == "Succeeded", run.message
+    parent = glue_repo.git("rev-parse", "HEAD~1")
+    assert "created later" in run.message
+    # every config at the commit is reconciled (desired state), but only this commit's changes triggered it
+    assert glue.get_job("later") is not None and glue.get_job("early") is not None
+    readme = _push_and_run(glue_repo, handler, {"README.md": "x"})
+    assert run.commit[:12] in readme.message and parent[:12] not in readme.message
+
+
+def test_job_details_are_recorded_for_each_invocation(glue_repo: GlueRepo, handler) -> None:
+    from pipekit.aws import codepipeline
+
+    run = _push_and_run(glue_repo, handler, {"README.md": "x"})
+    details = codepipeline.get_job_details(run.invocations[0].job_id)
+    assert details["data"]["inputArtifacts"][0]["revision"] == run.commit
+    assert json.loads(details["data"]["actionConfiguration"]["configuration"]["UserParameters"])["repository"] \
+        == glue_repo.name
