@@ -302,3 +302,33 @@ def test_job_details_are_recorded_for_each_invocation(glue_repo: GlueRepo, handl
     assert details["data"]["inputArtifacts"][0]["revision"] == run.commit
     assert json.loads(details["data"]["actionConfiguration"]["configuration"]["UserParameters"])["repository"] \
         == glue_repo.name
+
+
+def test_short_of_time_after_starting_runs_hands_over_to_the_next_invocation(glue_repo: GlueRepo) -> None:
+    """Out of time between two StartJobRun calls: continue (token), start the rest next time, never twice."""
+    from pipekit.deploy import pipeline
+    from pipekit.deploy.event import DeploySettings
+    from pipekit.deploy.sources import CodeCommitSource
+
+    commit = glue_repo.commit({"glue/jobs/ta.json": job_config(), "glue/jobs/tb.json": job_config(),
+                               "glue/scripts/etl.py": OK_SCRIPT})
+    settings = DeploySettings.from_user_parameters(glue_repo.params())
+    source = CodeCommitSource(glue_repo.name, commit)
+
+    def short(step: str) -> None:
+        if step == "start run of tb" or step.startswith("check run"):
+            raise pipeline.DeployTimeout(f"no time for {step}")
+
+    first = pipeline.run(settings, source, check_time=short)
+    assert first.status == pipeline.IN_PROGRESS and first.continuation_token
+    assert "tb (not checked yet)" in first.summary
+    assert len(_runs("ta")) == 1 and _runs("tb") == []
+    token = first.continuation_token
+    for _ in range(60):
+        out = pipeline.run(settings, source, continuation_token=token)
+        if out.status != pipeline.IN_PROGRESS:
+            break
+        token = out.continuation_token
+        time.sleep(0.3)
+    assert out.status == pipeline.SUCCEEDED, out.summary
+    assert len(_runs("ta")) == 1 and len(_runs("tb")) == 1

@@ -63,17 +63,19 @@ def run(
         if state.get("revision") != source.revision:
             raise DeployError(f"continuation token is for revision {_short(state.get('revision'))}, but this "
                               f"job deploys {_short(source.revision)}")
-        return _monitor(settings, source, state, session=session, check_time=check_time)
+        # The SSM record knows runs not started yet (an earlier invocation ran short of time).
+        recorded = _recorded(settings, source.revision, session=session)
+        if recorded:
+            state = {**recorded, **state, "runs": {**(recorded.get("runs") or {}), **(state.get("runs") or {})}}
+        return _start_and_monitor(settings, source, state, session=session, check_time=check_time)
 
     revision = source.revision
-    recorded = ssm.get_parameter(settings.runs_parameter, session=session)
+    recorded = _recorded(settings, revision, session=session)
     if recorded:
-        state = json.loads(recorded)
-        if state.get("revision") == revision:
-            # Same revision invoked again (a retried Lambda or a re-run): never start a run twice.
-            log.info("revision %s already has recorded runs %s; resuming", _short(revision), state.get("runs"))
-            return _start_and_monitor(settings, source, state, session=session, check_time=check_time,
-                                      note="resumed an earlier invocation of this revision")
+        # Same revision invoked again (a retried Lambda or a re-run): never start a run twice.
+        log.info("revision %s already has recorded runs %s; resuming", _short(revision), recorded.get("runs"))
+        return _start_and_monitor(settings, source, recorded, session=session, check_time=check_time,
+                                  note="resumed an earlier invocation of this revision")
 
     last = ssm.get_parameter(settings.last_deployed_parameter, session=session)
     if last == revision:
@@ -132,7 +134,14 @@ def _start_and_monitor(settings: DeploySettings, source: Source, state: dict[str
         ssm.put_parameter(settings.runs_parameter, _token(record), session=session,
                           description="pipekit: Glue runs started for this revision")
     for name in pending:
-        check_time(f"start run of {name}")
+        try:
+            check_time(f"start run of {name}")
+        except DeployTimeout:
+            if not runs:
+                raise
+            # Runs are already going: hand over to the next invocation, which starts the rest.
+            log.warning("out of time before starting %s; continuing on the next invocation", name)
+            break
         runs[name] = glue.start_job_run(name, state.get("run_arguments", {}).get(name), session=session)
         log.info("started Glue job %s run %s", name, runs[name])
         ssm.put_parameter(settings.runs_parameter, _token(record), session=session)
@@ -147,11 +156,19 @@ def _monitor(settings: DeploySettings, source: Source, state: dict[str, Any], *,
     revision = state["revision"]
     runs: dict[str, str] = state.get("runs", {})
     results = {}
+    unchecked: list[str] = []
     for name, run_id in sorted(runs.items()):
-        check_time(f"check run of {name}")
+        try:
+            check_time(f"check run of {name}")
+        except DeployTimeout:
+            # Short of time: the runs not checked yet are checked on the next invocation.
+            unchecked = sorted(set(runs) - set(results))
+            break
         results[name] = glue.get_job_run(name, run_id, session=session)
+    unchecked += [n for n in state.get("to_run") or [] if n not in runs]  # not started yet
     failed = [r for r in results.values() if r.outcome.done and r.outcome is not glue.RunOutcome.SUCCEEDED]
-    going = [r for r in results.values() if not r.outcome.done]
+    going = [f"{r.job_name} ({r.state})" for r in results.values() if not r.outcome.done]
+    going += [f"{n} (not checked yet)" for n in unchecked]
     plan_txt = state.get("changes") or ", ".join(
         f"{k} {', '.join(v)}" for k, v in (state.get("plan") or {}).items() if v)
     unchanged = (state.get("plan") or {}).get("unchanged") or []
@@ -167,8 +184,7 @@ def _monitor(settings: DeploySettings, source: Source, state: dict[str, Any], *,
             if len(_token(token_state)) > 2000:
                 token_state.pop(optional, None)
         head = f"Revision {_short(revision)}: {plan_txt}; " if plan_txt else f"Revision {_short(revision)}: "
-        return Outcome(IN_PROGRESS, head + "waiting for "
-                                    + ", ".join(f"{r.job_name} ({r.state})" for r in going),
+        return Outcome(IN_PROGRESS, head + "waiting for " + ", ".join(going),
                        continuation_token=_token(token_state), details=details)
     _mark_deployed(settings, source, session=session)
     ran = ", ".join(f"{r.job_name} run {r.run_id[:12]} SUCCEEDED" for r in results.values())
@@ -185,6 +201,13 @@ class GlueRunFailed(DeployError):
         self.runs = runs
         super().__init__(f"Revision {_short(revision)}: " + "; ".join(r.describe() for r in runs),
                          hint="Fix the job and push a new commit; the job definitions were deployed.")
+
+
+def _recorded(settings: DeploySettings, revision: str, *, session: Any | None) -> dict[str, Any] | None:
+    """The runs recorded in SSM for ``revision`` (None if the record is for another revision)."""
+    raw = ssm.get_parameter(settings.runs_parameter, session=session)
+    state = json.loads(raw) if raw else None
+    return state if state and state.get("revision") == revision else None
 
 
 def _mark_deployed(settings: DeploySettings, source: Source, *, session: Any | None) -> None:
