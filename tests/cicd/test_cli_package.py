@@ -11,7 +11,7 @@ import zipfile
 from pathlib import Path
 
 import boto3
-from conftest import BUCKET, GlueRepo, job_config, job_record
+from cicd_helpers import BUCKET, GlueRepo, job_config, job_record
 from typer.testing import CliRunner
 
 from pipekit.cli import app

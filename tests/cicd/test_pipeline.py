@@ -8,7 +8,7 @@ import time
 
 import boto3
 import pytest
-from conftest import BUCKET, ROLE, GlueRepo, job_config, job_record
+from cicd_helpers import BUCKET, ROLE, GlueRepo, job_config, job_record
 
 from pipekit.aws import _calls, glue, ssm
 from pipekit.aws._client import client as fresh_client
