@@ -139,3 +139,24 @@ def test_throttling_gives_up_with_typed_retryable_error(monkeypatch) -> None:
     with stub, pytest.raises(ThrottledError) as info:
         g.get_job("j")
     assert info.value.retryable and "Glue job 'j' (GetJob)" in info.value.message
+
+
+def test_reporter_reports_once_and_falls_back_to_failure(monkeypatch) -> None:
+    from pipekit.aws import codepipeline
+    from pipekit.deploy.lambda_support import Reporter
+    from pipekit.deploy.pipeline import SUCCEEDED, Outcome
+
+    cp = boto3.client("codepipeline", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    monkeypatch.setattr(codepipeline, "client", lambda service, session=None: cp)
+    monkeypatch.setattr(_calls, "BASE_DELAY_S", 0.0)
+    stub = Stubber(cp)
+    stub.add_client_error("put_job_success_result", "JobNotFoundException", "no such job")
+    stub.add_response("put_job_failure_result", {}, {"jobId": "j1", "failureDetails": {
+        "type": "JobFailed", "message": "could not report success"}})
+    with stub:
+        rep = Reporter("j1")
+        with pytest.raises(AwsError, match="JobNotFoundException"):
+            rep.outcome(Outcome(SUCCEEDED, "done"))
+        rep.failure("could not report success")  # the handler's except-path
+        rep.failure("a second failure is not reported")  # no stubbed response left: would raise if called
+        stub.assert_no_pending_responses()

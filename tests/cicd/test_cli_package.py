@@ -144,3 +144,25 @@ def test_apply_run_starts_and_waits_for_changed_jobs(reset_twin, tmp_path: Path)
     # nothing changed: a second apply --run starts nothing
     res = runner.invoke(app, ["glue", "apply", str(repo), "--bucket", BUCKET, "--run", "--poll", "0.3", "--json"])
     assert res.exit_code == 0 and json.loads(res.output)["runs"] == []
+
+
+def test_with_yaml_zip_reads_yaml_configs_on_boto3_only_runtime(tmp_path: Path) -> None:
+    pkg = build_lambda_zip(tmp_path / "fn.zip", with_yaml=True)
+    code = ("from pipekit.deploy.config import parse_config\n"
+            "c = parse_config('glue/jobs/y.yaml', b'script: etl.py\\nrole: r\\nnumber_of_workers: 3\\n')\n"
+            "import yaml; assert yaml.__file__.startswith(__import__('sys').argv[1])\n"
+            "print(c.name, c.number_of_workers)")
+    env = {"PYTHONPATH": f"{pkg.path}{os.pathsep}{_boto3_only_path(tmp_path)}", "PATH": os.environ["PATH"]}
+    proc = subprocess.run([sys.executable, "-S", "-c", code, str(pkg.path)], env=env, capture_output=True, text=True)
+    assert proc.stdout.strip() == "y 3", proc.stderr
+
+
+def test_yaml_config_without_pyyaml_names_the_fix(tmp_path: Path) -> None:
+    pkg = build_lambda_zip(tmp_path / "fn.zip")
+    code = ("from pipekit.deploy.config import parse_config, JobConfigError\n"
+            "try:\n    parse_config('glue/jobs/y.yaml', b'script: etl.py')\n"
+            "except JobConfigError as e:\n    print(e.problems[0])")
+    env = {"PYTHONPATH": f"{pkg.path}{os.pathsep}{_boto3_only_path(tmp_path)}", "PATH": os.environ["PATH"]}
+    proc = subprocess.run([sys.executable, "-S", "-c", code], env=env, capture_output=True, text=True)
+    assert "glue/jobs/y.yaml: file: YAML configs need PyYAML" in proc.stdout and "--with-yaml" in proc.stdout, \
+        proc.stdout + proc.stderr
