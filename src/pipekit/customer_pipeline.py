@@ -15,6 +15,7 @@ Layout under the base directory (default ``$AIRFLOW_HOME/pipekit/customers``)::
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -211,10 +212,16 @@ def clean(ingested: Mapping[str, Any], config: CustomerPipelineConfig) -> dict[s
 
     now = config.now or datetime.now(UTC)
     source = _input_link(ingested)
-    report = clean_file(
-        source, ingested["work_dir"], now=now, encoding=config.encoding, bad_rows=config.bad_rows,  # type: ignore[arg-type]
-        policy=config.policy_file,
-    )
+    try:
+        report = clean_file(
+            source, ingested["work_dir"], now=now, encoding=config.encoding, bad_rows=config.bad_rows,  # type: ignore[arg-type]
+            policy=config.policy_file,
+        )
+    finally:
+        # The link only gives the outputs the delivery's name; the backup itself stays.
+        source.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            source.parent.rmdir()
     counts = {
         "rows_read": report.rows_read, "rows_written": report.rows_written, "quarantined": report.quarantined,
         **{k: int(v) for k, v in report.counts.items()},
