@@ -332,3 +332,19 @@ def test_short_of_time_after_starting_runs_hands_over_to_the_next_invocation(glu
         time.sleep(0.3)
     assert out.status == pipeline.SUCCEEDED, out.summary
     assert len(_runs("ta")) == 1 and len(_runs("tb")) == 1
+
+
+def test_removed_config_orphans_the_job_and_prune_deletes_it(glue_repo: GlueRepo, handler) -> None:
+    _push_and_run(glue_repo, handler, {"glue/jobs/old.json": job_config(run_after_deploy=False),
+                                       "glue/jobs/keep.json": job_config(run_after_deploy=False),
+                                       "glue/scripts/etl.py": OK_SCRIPT})
+    run = _push_and_run(glue_repo, handler, {"glue/jobs/old.json": None})
+    assert run.status == "Succeeded" and "orphaned old" in run.message, run.message
+    assert glue.get_job("old") is not None  # left in place by default
+    glue_repo.commit({"glue/jobs/keep.json": job_config(run_after_deploy=False, timeout_minutes=11)})
+    # the orphan is not in this diff, so only a diff that removes a config reports it; prune on removal:
+    glue_repo.commit({"glue/jobs/gone.json": job_config(run_after_deploy=False)})
+    _push_and_run(glue_repo, handler, {}, prune=True)
+    run = _push_and_run(glue_repo, handler, {"glue/jobs/gone.json": None}, prune=True)
+    assert run.status == "Succeeded" and "deleted gone" in run.message, run.message
+    assert glue.get_job("gone") is None and glue.get_job("keep") is not None

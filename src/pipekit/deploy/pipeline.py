@@ -119,7 +119,8 @@ def run(
     state = {"revision": revision, "to_run": to_run, "runs": {},
              "run_arguments": {c.name: dict(c.run_arguments) for c in configs if c.name in to_run},
              "plan": report.as_dict(), "uploaded": uploaded,
-             "changes": "; ".join(c.short() for c in steps if c.kind is not ChangeKind.UNCHANGED)}
+             "changes": "; ".join(f"deleted {c.job_name}" if c.job_name in report.deleted else c.short()
+                                  for c in steps if c.kind is not ChangeKind.UNCHANGED)}
     return _start_and_monitor(settings, source, state, session=session, check_time=check_time)
 
 
