@@ -23,7 +23,7 @@ MESSY = (
     "id,name,email,timestamp\n"
     "1,Ann,ann.secret@example.com,2024-01-01\n"
     "2,   ,bob.private@nowhere,not a date\n"
-    "3,Cy,,2024-02-01T00:00:00\n"
+    "3,Cy,,2024-02-30T00:00:00\n"
 )
 
 
@@ -35,7 +35,8 @@ def test_suite_is_built_from_core_rules():
     kinds = [e.expectation_type for e in suite.expectations]
     assert kinds.count("expect_column_values_to_not_be_null") == 4
     assert "expect_table_columns_to_match_set" in kinds
-    assert kinds.count("expect_column_values_to_match_regex") == 2
+    assert kinds.count("expect_column_values_to_match_regex") == 1
+    assert "expect_column_values_to_be_pipekit_timestamps" in kinds
 
 
 def test_clean_file_passes_and_reports_are_saved(tmp_path: Path):
@@ -56,7 +57,7 @@ def test_data_problems_are_listed_masked_and_do_not_fail_by_default(tmp_path: Pa
     summary = result.summary()
     assert "column 'name': expect_column_values_to_not_be_null failed 1 of 3 rows (rows 2)" in summary
     assert "column 'email': expect_column_values_to_match_regex failed 1 of 3 rows (rows 2)" in summary
-    assert "column 'timestamp': expect_column_values_to_match_regex failed 1 of 3 rows (rows 2)" in summary
+    assert "column 'timestamp': expect_column_values_to_be_pipekit_timestamps failed 2 of 3 rows (rows 2, 3)" in summary
     # Offending values of sensitive columns are masked in every artefact; non-sensitive ones are kept.
     for text in (json_path.read_text(), html_path.read_text(), summary):
         assert "bob.private" not in text and "ann.secret" not in text

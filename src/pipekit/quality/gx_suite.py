@@ -20,11 +20,6 @@ from pipekit.io.atomic import atomic_write_text
 
 DEFAULT_REQUIRED: tuple[str, ...] = ("id", "name", "email", "timestamp")
 
-# Same grammar as pipekit.core.parse_timestamps (leading/trailing whitespace is trimmed there too).
-_TIMESTAMP_FALLBACK = (
-    r"^\s*\d{4}-\d{2}-\d{2}(?:[Tt ]\d{2}(?::\d{2}(?::\d{2}(?:[.,]\d{1,9})?)?)?"
-    r"(?:[Zz]|[+-]\d{2}(?::?\d{2})?)?)?\s*$"
-)
 # One "@", something on each side, a dot in the domain, no whitespace inside (case-insensitive).
 _EMAIL_FALLBACK = r"^\s*[^@\s]+@[^@\s]+\.[^@\s]+\s*$"
 
@@ -34,26 +29,22 @@ def _trimmed(pattern: str) -> str:
     return rf"^\s*(?:{pattern.removeprefix('^').removesuffix('$')})\s*$"
 
 
-def _core_patterns() -> tuple[str, str]:
-    """(email, timestamp) regexes of pipekit.core, so GX and the core judge values alike."""
+def _core_email_pattern() -> str:
+    """pipekit.core's email regex, allowing the surrounding whitespace the core trims away."""
     from pipekit import core
-    from pipekit.core import timestamps
 
     email = getattr(core, "EMAIL_PATTERN", None)
-    # TIMESTAMP_PATTERN is the public name asked of the core; _ISO is where it lives today.
-    stamp = getattr(core, "TIMESTAMP_PATTERN", None) or getattr(timestamps, "_ISO", None)
-    return (_trimmed(email) if email else _EMAIL_FALLBACK), (_trimmed(stamp) if stamp else _TIMESTAMP_FALLBACK)
+    return _trimmed(email) if email else _EMAIL_FALLBACK
 
 
 @dataclass(frozen=True)
 class QualityRules:
-    """What the suite checks: required columns present and not null, email shape, timestamp parsable."""
+    """What the suite checks: required columns present and not null, email shape, timestamp parsable by the core."""
 
     required: tuple[str, ...] = DEFAULT_REQUIRED
     email_column: str = "email"
     timestamp_column: str = "timestamp"
     email_regex: str = _EMAIL_FALLBACK
-    timestamp_regex: str = _TIMESTAMP_FALLBACK
     #: Columns whose offending values may be shown in reports; all others are masked.
     show_values_for: tuple[str, ...] = ("id", "timestamp")
 
@@ -62,15 +53,15 @@ class QualityRules:
         cls, required: Sequence[str] | None = None, *, email_column: str = "email",
         timestamp_column: str = "timestamp",
     ) -> QualityRules:
-        """The rules pipekit.core applies (its DEFAULT_REQUIRED and its email/timestamp grammar)."""
+        """The rules pipekit.core applies (its DEFAULT_REQUIRED, EMAIL_PATTERN; timestamps via its parser)."""
         try:
             from pipekit.core import DEFAULT_REQUIRED as core_required
         except ImportError:  # pragma: no cover
             core_required = DEFAULT_REQUIRED
-        email, stamp = _core_patterns()
+        email = _core_email_pattern()
         return cls(
             required=tuple(required or core_required), email_column=email_column,
-            timestamp_column=timestamp_column, email_regex=email, timestamp_regex=stamp,
+            timestamp_column=timestamp_column, email_regex=email,
         )
 
 
@@ -182,9 +173,10 @@ def build_suite(rules: QualityRules | None = None, *, name: str = "pipekit_custo
     if rules.email_column:
         suite.add_expectation(gxe.ExpectColumnValuesToMatchRegex(column=rules.email_column, regex=rules.email_regex))
     if rules.timestamp_column:
-        suite.add_expectation(
-            gxe.ExpectColumnValuesToMatchRegex(column=rules.timestamp_column, regex=rules.timestamp_regex)
-        )
+        from pipekit.quality._gx_expectations import ExpectColumnValuesToBePipekitTimestamps
+
+        # The core's parser, not a regex: "2026-02-30" has the right shape but is not a timestamp.
+        suite.add_expectation(ExpectColumnValuesToBePipekitTimestamps(column=rules.timestamp_column))
     return suite
 
 
