@@ -2,15 +2,31 @@
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _etl_twin import EtlTwin, apply_env, ensure_stack, get_server
+def _load_helper() -> ModuleType:
+    """Import tests/local/_etl_twin.py once under a unique name (no sys.path change: other test
+    directories import their own ``conftest`` by name), so tests/aws and tests/local share one twin."""
+    name = "pipekit_tests_etl_twin"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parent / "_etl_twin.py")
+        assert spec and spec.loader
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+_helper = _load_helper()
+EtlTwin, apply_env, ensure_stack, get_server = (_helper.EtlTwin, _helper.apply_env, _helper.ensure_stack,
+                                                _helper.get_server)
 
 
 @pytest.fixture(scope="session")
