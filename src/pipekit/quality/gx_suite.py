@@ -187,8 +187,6 @@ def read_csv_as_text(path: str | os.PathLike[str], *, encoding: str = "utf-8") -
         frame = pd.read_csv(
             path, dtype=str, keep_default_na=False, na_values=[], encoding=encoding, encoding_errors="strict",
         )
-    except FileNotFoundError:
-        raise
     except UnicodeDecodeError as exc:
         raise InputError(
             f"{path}: not valid {encoding} (byte {exc.start})", hint="pass the file's encoding, e.g. --encoding latin-1"
