@@ -119,3 +119,19 @@ def test_outputs_name_everything_the_cli_needs(template: dict[str, Any]) -> None
 
     outputs = {k: "x" for k in template["Outputs"]}
     EtlResources.from_outputs("s", outputs)  # raises ConfigError if any is missing
+
+
+def test_twin_resolver_evaluates_the_intrinsics_the_template_uses() -> None:
+    from pipekit.local.provision import _Resolver
+
+    template = {"Conditions": {"Gen": {"Fn::Equals": [{"Ref": "Name"}, ""]}}}
+    arns = {("Role", "Arn"): "arn:aws:iam::123456789012:role/r", ("Bucket", "Arn"): "arn:aws:s3:::b"}
+    resolve = _Resolver(template, {"Name": ""}, {"Bucket": "b", "Role": "r"},
+                        lambda logical, attr: arns[(logical, attr)], "eu-west-1", "st")
+    assert resolve({"Fn::If": ["Gen", {"Fn::Sub": "x-${AWS::AccountId}-${AWS::Region}"}, {"Ref": "Name"}]}) \
+        == "x-123456789012-eu-west-1"
+    assert resolve({"Fn::Sub": "${Bucket.Arn}/data/*"}) == "arn:aws:s3:::b/data/*"
+    assert resolve({"Fn::GetAtt": ["Role", "Arn"]}) == "arn:aws:iam::123456789012:role/r"
+    assert resolve({"Fn::Join": ["/", ["a", {"Ref": "Bucket"}]]}) == "a/b"
+    assert resolve({"Fn::Sub": ["${X}-${Bucket}", {"X": "y"}]}) == "y-b"
+    assert resolve({"K": {"Ref": "AWS::NoValue"}, "L": 1}) == {"L": 1}
