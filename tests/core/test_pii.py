@@ -68,6 +68,7 @@ def test_finds_planted_pii(value: str, entity: str) -> None:
         "007",
         "Jean-Luc Picard",
         "hu25",
+        "86802078-3791-0521-8e3c-2b0f5e4a1d77",  # a GUID whose first 16 digits pass Luhn
     ],
 )
 def test_does_not_flag_masked_or_invalid_values(value: str) -> None:

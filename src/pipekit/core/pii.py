@@ -34,8 +34,10 @@ _PHONE = (
     r"|00\d{1,3}[\s.\-]\d{1,4}(?:[\s.\-]\d{2,4}){2,4}"  # 0044 20 7946 0958
     r")(?:\s?(?:x|ext\.?)\s?\d{1,6})?(?:$|[^\w])"  # optional extension: x123, ext. 12
 )
-_CARD = r"(?:^|[^\w])\d(?:[ \-]?\d){12,18}(?:$|[^\w])"
-_CARD_FIND = re.compile(r"(?<![\w])\d(?:[ \-]?\d){12,18}(?![\w])")
+# A card number stands alone: a digit run glued to more of a hyphenated token (GUIDs such as
+# 86802078-3791-0521-8e3c-...) is not a card, even when its digits happen to pass Luhn.
+_CARD = r"(?:^|[^\w\-])\d(?:[ \-]?\d){12,18}(?:$|[^\w\-])"
+_CARD_FIND = re.compile(r"(?<![\w\-])\d(?:[ \-]?\d){12,18}(?![\w\-])")
 _SSN = (
     r"(?:^|[^\w\-])(?:00[1-9]|0[1-9]\d|[1-578]\d\d|6[0-57-9]\d|66[0-57-9])-(?:0[1-9]|[1-9]\d)"
     r"-(?:000[1-9]|00[1-9]\d|0[1-9]\d\d|[1-9]\d{3})(?:$|[^\w\-])"
