@@ -76,6 +76,12 @@ def test_clean_bad_input(tmp_path: Path, content: str | bytes, code: int, messag
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
+def test_row_text_that_looks_like_markup_prints_literally(tmp_path: Path) -> None:
+    src = _write(tmp_path / "m.csv", "id,name,email,timestamp\n1,a,b,c,[/bold]\n")
+    code, text = run("clean", str(src), "--out", str(tmp_path / "o"))
+    assert code == 2 and "[/bold]" in text
+
+
 def test_clean_not_utf8_suggests_encoding_and_encoding_works(tmp_path: Path) -> None:
     src = _write(tmp_path / "l.csv", "id,name,email,timestamp\n1,josé,j@x.io,2020-01-01\n".encode("latin-1"))
     code, text = run("clean", str(src), "--out", str(tmp_path / "o"))
