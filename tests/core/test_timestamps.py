@@ -120,3 +120,27 @@ def test_mixed_array_goes_through_every_fallback() -> None:
     assert together == alone
     assert together[4] is None and together[5] is None and together[6] is None
     assert together[1] == datetime(2023, 1, 15, 5, 0, tzinfo=UTC)
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(1, 9999), st.integers(0, 14), st.integers(0, 33), st.integers(0, 25), st.integers(0, 61)
+        ),
+        min_size=1,
+        max_size=40,
+    )
+)
+@settings(max_examples=150, deadline=None)
+def test_impossible_dates_are_null_and_do_not_disturb_the_rest(parts: list[tuple[int, ...]]) -> None:
+    # Grammar-valid but impossible values (month 13, Feb 30, hour 24, minute 60) are nulled before the
+    # fast whole-array cast; every value must agree with Python's own ISO parser.
+    raw = [f"{y:04d}-{mo:02d}-{d:02d}T{h:02d}:{mi:02d}:00" for y, mo, d, h, mi in parts]
+
+    def expected(value: str) -> datetime | None:
+        try:
+            return datetime.fromisoformat(value).replace(tzinfo=UTC)
+        except ValueError:
+            return None
+
+    assert parse_timestamps(pa.array(raw)).to_pylist() == [expected(v) for v in raw]

@@ -10,6 +10,7 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from pipekit.errors import PipekitError
 
@@ -26,12 +27,13 @@ def user_errors() -> Iterator[None]:
     try:
         yield
     except PipekitError as exc:
-        err_console.print(f"[bold red]error:[/bold red] {exc.message}", highlight=False, markup=True)
+        # Messages quote user data (row text, file names): escape it so "[/bold]" in a row is just text.
+        err_console.print(f"[bold red]error:[/bold red] {escape(exc.message)}", highlight=False)
         if exc.hint:
-            err_console.print(f"  [yellow]->[/yellow] {exc.hint}", highlight=False)
+            err_console.print(f"  [yellow]->[/yellow] {escape(exc.hint)}", highlight=False)
         raise typer.Exit(exc.exit_code) from None
     except FileNotFoundError as exc:
-        err_console.print(f"[bold red]error:[/bold red] no such file: {exc.filename}", highlight=False)
+        err_console.print(f"[bold red]error:[/bold red] no such file: {escape(str(exc.filename))}", highlight=False)
         raise typer.Exit(EXIT_USAGE) from None
     except KeyboardInterrupt:
         err_console.print("interrupted")

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import typer
-from rich.markup import escape
 
 from pipekit.cli._common import EXIT_DATA, EXIT_OK, emit_json, err_console, out_console, user_errors
-from pipekit.errors import ConfigError, PipekitError
+from pipekit.errors import ConfigError
 
 _CLEAN_EPILOG = """\
 [bold]Examples[/bold]
@@ -48,19 +45,6 @@ Detects emails, phone numbers, payment cards (Luhn-checked), US SSNs, IPv4 addre
 (mod-97 checked); masked values such as j***@example.com do not count.
 Exit codes: 0 nothing found, 1 PII found, 2 unreadable input.
 """
-
-
-@contextmanager
-def _user_errors() -> Iterator[None]:
-    """``user_errors`` with the message escaped: it is printed as rich markup, and data such as a
-    malformed row's text ("[/b]") must print literally instead of crashing the printer."""
-    with user_errors():
-        try:
-            yield
-        except PipekitError as exc:
-            exc.message = escape(exc.message)
-            exc.hint = escape(exc.hint) if exc.hint else exc.hint
-            raise
 
 
 def _split(value: str | None) -> tuple[str, ...] | None:
@@ -128,7 +112,7 @@ def clean_cmd(
     """Clean a customers CSV: drop incomplete and duplicate rows, normalise names and emails, mask PII, flag future timestamps."""
     from pipekit.io.engine import clean_file
 
-    with _user_errors():
+    with user_errors():
         if bad_rows not in ("error", "quarantine"):
             raise ConfigError(f"--bad-rows must be 'error' or 'quarantine', not {bad_rows!r}")
         config = _config(required, dedup_keys)
@@ -163,7 +147,7 @@ def validate_cmd(
     """Check required columns, blanks, unparsable timestamps and malformed emails; list every problem."""
     from pipekit.api import validate_file
 
-    with _user_errors():
+    with user_errors():
         report = validate_file(input_csv, config=_config(required, None), encoding=encoding)
     problems = bool(report.missing_columns or report.problems)
     if as_json:
@@ -191,7 +175,7 @@ def scan_pii_cmd(
     """Find unmasked PII (emails, phones, cards, SSNs, IPv4, IBANs) per column; exit 1 when any is found."""
     from pipekit.api import scan_file
 
-    with _user_errors():
+    with user_errors():
         report = scan_file(file, columns=_split(columns), sample=sample, encoding=encoding)
     if as_json:
         emit_json(report.to_dict())

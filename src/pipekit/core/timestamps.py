@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -37,6 +38,11 @@ def parse_timestamps(values: pa.Array | pa.ChunkedArray | pd.Series) -> pa.Array
         data = pc.cast(data, pa.string())
     text = pc.utf8_trim_whitespace(data)
     valid = pc.fill_null(pc.match_substring_regex(text, _ISO), False)
+    if not pc.any(valid).as_py():
+        return pa.nulls(len(data), type=UTC_US)
+    # Null out impossible dates/times first (Feb 30, month 13, hour 24): one such value would make the
+    # whole-array cast fail and send the batch down the slow value-by-value path.
+    valid = _possible(text, valid)
     n_valid = pc.sum(valid).as_py() or 0
     if n_valid == 0:
         return pa.nulls(len(data), type=UTC_US)
@@ -55,6 +61,47 @@ def parse_timestamps(values: pa.Array | pa.ChunkedArray | pd.Series) -> pa.Array
         # Well-formed but impossible values (Feb 30, hour 25, out of range) fail the whole cast;
         # only then parse this array value by value.
         return _parse_one_by_one(fixed, valid)
+
+
+_DAYS_IN_MONTH = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], dtype=np.int64)
+
+
+def _possible(text: pa.Array, valid: pa.Array) -> pa.Array:
+    """``valid`` and also a real calendar date/time: month 1-12, day within month, hh<24, mm/ss<60.
+
+    Works on the string buffer with numpy at the fixed ISO positions the grammar guarantees.
+    """
+    text = text.cast(pa.large_string())
+    n = len(text)
+    buffers = text.buffers()
+    offsets = np.frombuffer(buffers[1], dtype=np.int64, count=n + 1, offset=text.offset * 8)
+    data = np.frombuffer(buffers[2], dtype=np.uint8) if buffers[2] is not None else np.zeros(1, np.uint8)
+    ok = np.asarray(valid.to_numpy(zero_copy_only=False), dtype=bool).copy()
+    rows = np.flatnonzero(ok)
+    start, length = offsets[rows], offsets[rows + 1] - offsets[rows]
+    last = len(data) - 1
+
+    def number(pos: int, width: int) -> np.ndarray:
+        value = np.zeros(len(rows), np.int64)
+        for k in range(width):
+            value = value * 10 + (data[np.minimum(start + pos + k, last)].astype(np.int64) - 48)
+        return value
+
+    def colon(pos: int) -> np.ndarray:
+        return (length > pos) & (data[np.minimum(start + pos, last)] == ord(":"))
+
+    year, month, day = number(0, 4), number(5, 2), number(8, 2)
+    leap = ((year % 4 == 0) & (year % 100 != 0)) | (year % 400 == 0)
+    days = _DAYS_IN_MONTH[np.clip(month, 0, 12)] + ((month == 2) & leap)
+    good = (month >= 1) & (month <= 12) & (day >= 1) & (day <= days)
+    has_hour = length >= 13
+    good &= ~has_hour | (number(11, 2) <= 23)
+    has_minute = has_hour & colon(13)
+    good &= ~has_minute | (number(14, 2) <= 59)
+    has_second = has_minute & colon(16)
+    good &= ~has_second | (number(17, 2) <= 59)
+    ok[rows] = good
+    return pa.array(ok)
 
 
 def _cast_valid(text: pa.Array, valid: pa.Array, *, all_valid: bool) -> pa.Array:
