@@ -36,8 +36,8 @@ def re2_to_java(pattern: str) -> str:
     return re.sub(r"(?<!\\)\$", r"\\z", pattern)
 
 
-EMAIL_PARTIAL_JAVA = re2_to_java(_core._EMAIL_PARTIAL)
-EMAIL_DOMAIN_JAVA = re2_to_java(_core._EMAIL_DOMAIN)
+EMAIL_PARTIAL_JAVA = re2_to_java(_core.EMAIL_PARTIAL_PATTERN)
+EMAIL_DOMAIN_JAVA = re2_to_java(_core.EMAIL_DOMAIN_PATTERN)
 EMAIL_HAS_DOMAIN_JAVA = r"@[^@]+\z"
 # Arrow's utf8_trim_whitespace trims Unicode whitespace; Spark's trim() only trims ' '.
 UNICODE_TRIM_JAVA = r"^\p{IsWhite_Space}+|\p{IsWhite_Space}+\z"
