@@ -11,7 +11,7 @@ import pytest
 from cicd_helpers import BUCKET, ROLE, GlueRepo, job_config, job_record
 
 from pipekit.aws import _calls, glue, ssm
-from pipekit.aws._client import client as fresh_client
+from pipekit.aws._client import new_client as fresh_client
 from pipekit.deploy import lambda_support
 from pipekit.local.codepipeline_twin import FakeLambdaContext, run_on_push
 

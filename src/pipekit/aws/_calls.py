@@ -92,26 +92,3 @@ def code_of(err: BaseException) -> str:
     return str(getattr(err, "code", "") or error_code(getattr(err, "__cause__", None) or err))
 
 
-_CLIENTS: dict[tuple[str, ...], Any] = {}
-_ENV_KEYS = ("AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION", "AWS_REGION", "AWS_ACCESS_KEY_ID", "AWS_PROFILE")
-
-
-def cached_client(service: str, session: Any | None = None) -> Any:
-    """A client from pipekit's factory, reused across calls (a new one costs ~100 ms of model loading).
-
-    Without a session the cache key includes the AWS_* environment that shapes the client, so a
-    changed endpoint or region gets a new client; with a session the clients live on the session.
-    """
-    import os
-
-    from pipekit.aws._client import client
-
-    if session is not None:
-        cache = session.__dict__.setdefault("_pipekit_clients", {})
-        if service not in cache:
-            cache[service] = client(service, session)
-        return cache[service]
-    key = (service, *(os.environ.get(k, "") for k in _ENV_KEYS))
-    if key not in _CLIENTS:
-        _CLIENTS[key] = client(service, None)
-    return _CLIENTS[key]

@@ -8,8 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipekit.aws._cached import cached_client as client
 from pipekit.aws._calls import call
+from pipekit.aws._client import client
 from pipekit.errors import ConfigError, JobRunError
 
 

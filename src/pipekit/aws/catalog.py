@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from pipekit.aws._cached import cached_client as client
 from pipekit.aws._calls import call, code_of
+from pipekit.aws._client import client
 from pipekit.errors import AwsError, JobRunError
 
 

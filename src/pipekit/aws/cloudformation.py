@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipekit.aws._cached import cached_client as client
+from pipekit.aws._client import client
 from pipekit.errors import AwsError, ConfigError
 
 _TERMINAL_OK = {"CREATE_COMPLETE", "UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE"}

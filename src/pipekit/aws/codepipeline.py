@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipekit.aws._calls import cached_client as client
 from pipekit.aws._calls import call
+from pipekit.aws._client import client
 
 #: API limits: ExecutionDetails.summary <= 2048 chars, FailureDetails.message <= 5000 chars.
 SUMMARY_MAX = 2048

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from pipekit.aws._calls import cached_client as client
 from pipekit.aws._calls import call, code_of
+from pipekit.aws._client import client
 from pipekit.errors import AwsError, JobRunError
 
 

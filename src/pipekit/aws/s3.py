@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipekit.aws._cached import cached_client as client
 from pipekit.aws._calls import call, code_of
+from pipekit.aws._client import client
 from pipekit.errors import AwsError, ConfigError
 from pipekit.io.atomic import atomic_path, sha256_file
 

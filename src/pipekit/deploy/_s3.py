@@ -5,8 +5,8 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from pipekit.aws._calls import cached_client as client
 from pipekit.aws._calls import call, code_of
+from pipekit.aws._client import client
 from pipekit.errors import AwsError
 
 
