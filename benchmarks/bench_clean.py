@@ -9,6 +9,7 @@ process via wait4), outputs compared as multisets of rows against pipekit's. Usa
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import subprocess
@@ -21,7 +22,6 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
-from compare_outputs import compare  # noqa: E402
 
 ENGINES = ("pipekit", "polars", "duckdb", "pandas")
 NOW = "2026-01-01T00:00:00+00:00"
@@ -32,6 +32,19 @@ def parse_size(text: str) -> int:
     text = text.strip().lower()
     scale = {"k": 1_000, "m": 1_000_000}.get(text[-1:], 1)
     return int(float(text[:-1] if scale > 1 else text) * scale)
+
+
+def compare(reference: str, other: str) -> dict[str, object]:
+    """Compare two outputs in a separate process.
+
+    Not in this process: Linux hands a child started with vfork/exec this process's peak RSS as its own
+    starting ru_maxrss, so a comparison that grew this process would inflate every later engine's figure.
+    """
+    out = subprocess.run(
+        [sys.executable, str(HERE / "compare_outputs.py"), reference, other, "--examples", "0", "--json"],
+        check=True, capture_output=True, text=True,
+    )
+    return json.loads(out.stdout)
 
 
 def ensure_input(data_dir: Path, rows: int, seed: int) -> Path:

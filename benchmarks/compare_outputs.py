@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
 import duckdb
@@ -54,8 +55,12 @@ def main() -> None:
     parser.add_argument("reference")
     parser.add_argument("other")
     parser.add_argument("--examples", type=int, default=3)
+    parser.add_argument("--json", action="store_true", help="print the result as one JSON object")
     args = parser.parse_args()
     result = compare(args.reference, args.other, examples=args.examples)
+    if args.json:
+        print(json.dumps(result, default=str))
+        sys.exit(0)
     for k, v in result.items():
         print(f"{k}: {v}")
     sys.exit(0 if result["same_rows"] else 1)
