@@ -115,10 +115,17 @@ def test_iam_is_least_privilege(template: dict[str, Any]) -> None:
 
 
 def test_outputs_name_everything_the_cli_needs(template: dict[str, Any]) -> None:
+    from dataclasses import fields
+
+    from pipekit.errors import ConfigError
     from pipekit.etl import EtlResources
 
-    outputs = {k: "x" for k in template["Outputs"]}
-    EtlResources.from_outputs("s", outputs)  # raises ConfigError if any is missing
+    outputs = {k: f"value-of-{k}" for k in template["Outputs"]}
+    resources = EtlResources.from_outputs("s", outputs)  # raises ConfigError if any is missing
+    values = {f.name: getattr(resources, f.name) for f in fields(resources) if f.name != "stack"}
+    assert all(v.startswith("value-of-") for v in values.values()), values
+    with pytest.raises(ConfigError):
+        EtlResources.from_outputs("s", {k: v for k, v in outputs.items() if k != "JobName"})
 
 
 def test_twin_resolver_evaluates_the_intrinsics_the_template_uses() -> None:
