@@ -114,6 +114,8 @@ def build_cron_line(spec: CronSpec) -> str:
     """The crontab line: ``<schedule> [AIRFLOW_HOME=..] flock -n LOCK airflow dags test DAG >> LOG 2>&1 # pipekit:DAG``."""
     if not re.fullmatch(r"[A-Za-z0-9_.\-]+", spec.dag_id):
         raise ConfigError(f"dag id {spec.dag_id!r} has characters Airflow does not allow")
+    if spec.mode not in ("test", "trigger"):
+        raise ConfigError(f"cron mode {spec.mode!r} is not known", hint="use test (run in-process) or trigger")
     schedule = normalize_schedule(spec.schedule)
     lock = spec.lock_file or f"/tmp/pipekit-{spec.dag_id}.lock"
     verb = ["dags", "test", spec.dag_id] if spec.mode == "test" else ["dags", "trigger", spec.dag_id]

@@ -161,3 +161,16 @@ def test_cli_install_into_a_file(tmp_path: Path):
     (line,) = target.read_text().splitlines()
     assert line.startswith("0 0 * * * ") and croniter.is_valid(split_cron_line(line)[0])
     assert (datetime(2026, 1, 1, tzinfo=UTC) + timedelta(days=1)).hour == 0
+
+
+def test_unknown_mode_is_a_config_error_for_every_command(tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from pipekit.cli import app
+
+    runner = CliRunner()
+    for command in (["install", "--dry-run"], ["show"]):
+        res = runner.invoke(app, ["airflow", "cron", *command, "--mode", "later",
+                                  "--crontab-file", str(tmp_path / "crontab")])
+        assert res.exit_code == 2, res.output
+        assert "cron mode 'later' is not known" in res.output

@@ -67,13 +67,10 @@ def cron_install(
     from pipekit.airflow_cron import build_cron_line, install
 
     with user_errors():
-        if mode not in ("test", "trigger"):
-            from pipekit.errors import ConfigError
-
-            raise ConfigError(f"--mode {mode!r}", hint="use test or trigger")
         spec = _spec(schedule, airflow_home, airflow_bin, lock_file, log_file, conf, mode, dag_id)
+        line = build_cron_line(spec)  # validates the spec (mode, dag id, schedule) before anything changes
         if dry_run:
-            typer.echo(build_cron_line(spec))
+            typer.echo(line)
             return
         line, changed = install(spec, _backend(crontab_file, crontab_cmd))
     typer.echo(line)
