@@ -1,41 +1,40 @@
 #!/usr/bin/env bash
 # ML demo, fully offline: download Iris with the official kaggle client from the local Kaggle API
-# stand-in (127.0.0.1:7777), validate it, train/compare/evaluate a scikit-learn model, version and promote
-# it, then predict. If port 7777 is taken, it says so and uses the opt-in offline fallback
-# (scikit-learn's bundled Iris) instead. Re-running it shows the cache: nothing is downloaded twice.
+# stand-in, validate it, train/compare/evaluate a scikit-learn model, version and promote it, then predict.
+# The stand-in listens on a free port and the client reaches it through HTTP_PROXY, so nothing needs port
+# 7777 to be free. Re-running it shows the cache: nothing is downloaded twice.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
 PIPEKIT=.venv/bin/pipekit
 OUT=.demo/ml
 mkdir -p "$OUT/kaggle-config"
-export COLUMNS="${COLUMNS:-120}"  # rich wraps at 80 columns when not on a terminal
 
-# The kaggle client reads these; TEST points it at http://localhost:7777 (the stand-in).
+# The kaggle client reads these; TEST makes it address http://localhost:7777 (the stand-in).
 export KAGGLE_API_ENVIRONMENT=TEST
 export KAGGLE_CONFIG_DIR="$PWD/$OUT/kaggle-config"
 export KAGGLE_USERNAME=pipekit-standin
 export KAGGLE_KEY=standin-0123456789abcdef
 
-port_open() { "$PY" -c 'import socket,sys; s=socket.socket(); s.settimeout(0.2); sys.exit(s.connect_ex(("127.0.0.1", 7777)))'; }
-
-FALLBACK=()
-STANDIN_PID=""
-if port_open; then
-  echo "== port 7777 is already in use: not starting the stand-in; using the opt-in offline fallback"
-  unset KAGGLE_USERNAME KAGGLE_KEY
-  FALLBACK=(--offline-fallback)
-else
-  echo "== starting the Kaggle API stand-in on 127.0.0.1:7777 (serves saurabh00007/iriscsv built from scikit-learn's Iris)"
-  "$PY" -m pipekit.ml._standin > "$OUT/standin.log" 2>&1 &
-  STANDIN_PID=$!
-  trap 'kill "$STANDIN_PID" 2>/dev/null || true' EXIT
-  for _ in $(seq 1 50); do port_open && break; sleep 0.2; done
+echo "== starting the Kaggle API stand-in on a free loopback port (serves saurabh00007/iriscsv built from scikit-learn's Iris)"
+READY="$OUT/standin.proxy"
+rm -f "$READY"
+"$PY" -m pipekit.ml._standin --port 0 --ready-file "$READY" > "$OUT/standin.log" 2>&1 &
+STANDIN_PID=$!
+trap 'kill "$STANDIN_PID" 2>/dev/null || true' EXIT
+for _ in $(seq 1 100); do [[ -s "$READY" ]] && break; sleep 0.1; done
+if [[ ! -s "$READY" ]]; then
+  echo "the stand-in did not start; its log:" >&2
+  cat "$OUT/standin.log" >&2
+  exit 1
 fi
+# Every HTTP client honours these: the client's http://localhost:7777 requests go to the stand-in.
+export HTTP_PROXY="$(cat "$READY")" http_proxy="$(cat "$READY")"
+unset NO_PROXY no_proxy
 
 echo "== pipekit ml download (real kaggle client; a second run finds the checksummed copy and downloads nothing)"
-"$PIPEKIT" ml download --data-dir "$OUT/data" "${FALLBACK[@]}"
-"$PIPEKIT" ml download --data-dir "$OUT/data" "${FALLBACK[@]}"
+"$PIPEKIT" ml download --data-dir "$OUT/data"
+"$PIPEKIT" ml download --data-dir "$OUT/data"
 
 echo
 echo "== pipekit ml train (3 candidates, seeded stratified 5-fold CV, 20% hold-out, versioned + promoted)"

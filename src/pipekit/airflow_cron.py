@@ -102,7 +102,7 @@ class CronSpec:
             "log_file": str(Path(home).absolute() / "logs" / f"pipekit-{CUSTOMER_DAG_ID}.cron.log"),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**values)  # type: ignore[arg-type]
+        return cls(**values)  # type: ignore[arg-type]  # **overrides is typed object; callers pass CronSpec fields
 
 
 def _cron_quote(value: str) -> str:

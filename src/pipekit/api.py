@@ -68,17 +68,19 @@ def validate_file(
 ) -> ValidationReport:
     """Validate a CSV file in batches; never raises for data problems (missing columns are in the report)."""
     config = config or CleaningConfig()
-    kwargs = {"email_column": config.email_column, "timestamp_column": config.timestamp_column}
+    email_column, timestamp_column = config.email_column, config.timestamp_column
     report: ValidationReport | None = None
     rows = 0
     for batch in iter_batches(path, encoding=encoding, batch_rows=batch_rows):
-        part = validate(batch, config.required, row_offset=rows, **kwargs)
+        part = validate(batch, config.required, row_offset=rows,
+                        email_column=email_column, timestamp_column=timestamp_column)
         rows += batch.num_rows
         report = part if report is None else report.merge(part)
     if report is None:
         columns = read_header(Path(path), encoding)
         report = validate(
-            pa.table({c: pa.array([], pa.string()) for c in columns}), config.required, **kwargs
+            pa.table({c: pa.array([], pa.string()) for c in columns}), config.required,
+            email_column=email_column, timestamp_column=timestamp_column,
         )
     return report
 

@@ -214,7 +214,7 @@ def clean(ingested: Mapping[str, Any], config: CustomerPipelineConfig) -> dict[s
     source = _input_link(ingested)
     try:
         report = clean_file(
-            source, ingested["work_dir"], now=now, encoding=config.encoding, bad_rows=config.bad_rows,  # type: ignore[arg-type]
+            source, ingested["work_dir"], now=now, encoding=config.encoding, bad_rows=config.bad_rows,  # type: ignore[arg-type]  # resolve() admits only error|quarantine
             policy=config.policy_file,
         )
     finally:

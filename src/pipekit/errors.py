@@ -46,6 +46,9 @@ class StorageError(PipekitError):
 class AwsError(PipekitError):
     """An AWS API call failed; wraps botocore errors with the resource involved."""
 
+    #: The AWS error code, set by pipekit.aws._calls.call on the errors it raises (unset otherwise).
+    code: str
+
 
 class ThrottledError(AwsError):
     """AWS throttled the call; retry later."""

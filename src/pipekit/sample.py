@@ -201,8 +201,8 @@ def _customers_chunk(seed: int, chunk: int, n: int) -> pa.Table:
     # Exact duplicates also copy their presentation draws.
     exact_rows = np.flatnonzero(exact)
     exact_src = src[np.searchsorted(dup_rows, exact_rows)]
-    for attr in (fcase, lcase, spacing, email_case, kind, extra):
-        attr[exact_rows] = attr[exact_src]
+    for draw in (fcase, lcase, spacing, email_case, kind, extra):
+        draw[exact_rows] = draw[exact_src]
 
     # id: zero-padded strings (leading zeros must survive every engine).
     ids = _digits(ident, 8)

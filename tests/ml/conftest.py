@@ -1,4 +1,9 @@
-"""Fixtures for pipekit.ml: the Kaggle API stand-in on 127.0.0.1:7777, an isolated kaggle config, Airflow home."""
+"""Fixtures for pipekit.ml: the Kaggle API stand-in, an isolated kaggle config, Airflow home.
+
+The kaggle client's TEST environment addresses http://localhost:7777. The stand-in listens on a port the OS
+picks and is reached as an HTTP proxy (the HTTP_PROXY setting every client honours), so no test needs port
+7777 to be free and two runs of the suite can share a machine.
+"""
 
 from __future__ import annotations
 
@@ -25,12 +30,19 @@ KAGGLE_VARS = (
     "KAGGLE_CONFIG_DIR",
     "KAGGLE_API_ENVIRONMENT",
 )
+# Proxy settings a developer's shell may carry; the tests set their own.
+PROXY_VARS = ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy", "NO_PROXY", "no_proxy")
+
+
+def proxy_env(standin: KaggleStandIn) -> dict[str, str]:
+    """The environment that sends the kaggle client's http://localhost:7777 traffic to ``standin``."""
+    return {"HTTP_PROXY": standin.proxy_url, "http_proxy": standin.proxy_url}
 
 
 @pytest.fixture(scope="session")
 def standin_server() -> Iterator[KaggleStandIn]:
-    """One stand-in for the whole session: port 7777 is fixed, so every test that needs it shares it."""
-    with KaggleStandIn() as server:
+    """One stand-in for the session, on a free port (see the module docstring)."""
+    with KaggleStandIn(port=0) as server:
         yield server
 
 
@@ -42,10 +54,12 @@ def standin(standin_server: KaggleStandIn) -> KaggleStandIn:
 
 
 @pytest.fixture
-def kaggle_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def kaggle_env(standin_server: KaggleStandIn, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """No ambient Kaggle credentials; the client talks to the stand-in; returns the empty kaggle config dir."""
-    for name in KAGGLE_VARS:
+    for name in KAGGLE_VARS + PROXY_VARS:
         monkeypatch.delenv(name, raising=False)
+    for name, value in proxy_env(standin_server).items():
+        monkeypatch.setenv(name, value)
     config_dir = tmp_path / "kaggle-config"
     config_dir.mkdir()
     monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(config_dir))
@@ -90,13 +104,18 @@ class AirflowHome:
 
 
 @pytest.fixture(scope="session")
-def airflow_home(tmp_path_factory: pytest.TempPathFactory) -> AirflowHome:
+def airflow_home(tmp_path_factory: pytest.TempPathFactory, standin_server: KaggleStandIn) -> AirflowHome:
     """Temporary AIRFLOW_HOME + SQLite, migrated once per session; Airflow runs only in child processes."""
     root = tmp_path_factory.mktemp("ml-airflow")
     home, dags = root / "airflow", root / "dags"
     dags.mkdir()
     shutil.copy2(DAG_FILE, dags / DAG_FILE.name)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "KAGGLE_", "PIPEKIT_ML_"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("AIRFLOW", "KAGGLE_", "PIPEKIT_ML_")) and k not in PROXY_VARS
+    }
+    env.update(proxy_env(standin_server))
     kaggle_dir = root / "kaggle-config"
     kaggle_dir.mkdir()
     env.update(

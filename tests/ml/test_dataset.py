@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import tomllib
+from importlib.metadata import version
 from pathlib import Path
 
 import pandas as pd
@@ -14,13 +16,25 @@ from pipekit.ml import (
     KaggleAuth,
     KaggleCredentialsError,
     KaggleUnavailableError,
+    _kaggle,
     check_iris_csv,
     download_dataset,
     read_manifest,
     validate_iris_csv,
 )
+from pipekit.ml._kaggle import KAGGLE_VERSION_RANGE, check_kaggle_version
 from pipekit.ml._standin import DEFAULT_KEY, DEFAULT_USERNAME, KaggleStandIn
 from pipekit.ml.iris import COLUMNS, ROWS, SPECIES, iris_csv_bytes, iris_frame
+
+PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"
+
+
+def _kaggle_in_verified_range() -> bool:
+    try:
+        check_kaggle_version(version("kaggle"))
+    except DatasetError:
+        return False
+    return True
 
 
 def test_iris_frame_has_the_kaggle_layout() -> None:
@@ -39,17 +53,22 @@ def test_download_through_kaggle_client_writes_manifest_then_uses_cache(
     data_dir = tmp_path / "data"
     manifest = download_dataset(data_dir)
     assert not manifest.cached and not manifest.fallback
-    assert standin.stats.archive_downloads == 1
+    # Both of the real client's requests reached the stand-in, authenticated, through KAGGLE_API_ENVIRONMENT=TEST.
     assert standin.stats.requests == [
         "POST /api/v1/datasets.DatasetApiService/DownloadDataset",
         "GET /storage/saurabh00007/iriscsv/archive.zip",
     ]
+    stats = standin.stats
+    assert (stats.api_calls, stats.archive_downloads, stats.rejected_auth) == (1, 1, 0)
+    assert manifest.endpoint == standin.endpoint == "http://localhost:7777"
     csv = data_dir / "Iris.csv"
     assert csv.read_bytes() == iris_csv_bytes()
     (entry,) = manifest.files
     assert (entry.name, entry.size, entry.sha256) == ("Iris.csv", csv.stat().st_size, sha256_file(csv))
     stored = json.loads((data_dir / "manifest.json").read_text())
-    assert stored["slug"] == "saurabh00007/iriscsv" and stored["kaggle_version"] == "2.2.4"
+    assert stored["slug"] == "saurabh00007/iriscsv" and stored["source"] == "kaggle:saurabh00007/iriscsv"
+    assert stored["kaggle_version"] == version("kaggle")
+    assert stored["endpoint"] == standin.endpoint
     assert stored["credential_source"] == "environment (KAGGLE_USERNAME/KAGGLE_KEY)"
     assert DEFAULT_KEY not in json.dumps(stored)
     assert sorted(p.name for p in data_dir.iterdir()) == ["Iris.csv", "manifest.json"]  # no zip, no staging
@@ -125,10 +144,11 @@ def test_unknown_dataset(standin: KaggleStandIn, standin_credentials: None, tmp_
 def test_unreachable_api_is_retryable_and_fallback_is_opt_in(
     standin_credentials: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from kagglesdk import kaggle_env as env_module
-
-    # Point the client's TEST endpoint at a port nothing listens on (9 = discard) to simulate no network.
-    monkeypatch.setitem(env_module._env_to_endpoint, env_module.KaggleEnv.TEST, "http://127.0.0.1:9")
+    # Simulate no network with requests' own setting: send the client's traffic to a proxy on a port
+    # nothing listens on (9 = discard).
+    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy", "http_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
     with pytest.raises(KaggleUnavailableError, match="Cannot reach the Kaggle API") as info:
         download_dataset(tmp_path / "a")
     assert info.value.retryable
@@ -143,6 +163,7 @@ def test_offline_fallback_recorded_and_not_reused_without_opt_in(
     manifest = download_dataset(tmp_path, offline_fallback=True)
     assert manifest.fallback and manifest.source.startswith("scikit-learn")
     assert manifest.fallback_reason == "No Kaggle credentials found."
+    assert manifest.endpoint is None and manifest.kaggle_version is None
     validate_iris_csv(tmp_path / "Iris.csv")
     assert download_dataset(tmp_path, offline_fallback=True).cached
 
@@ -151,12 +172,109 @@ def test_offline_fallback_recorded_and_not_reused_without_opt_in(
     monkeypatch.setenv("KAGGLE_KEY", DEFAULT_KEY)
     real = download_dataset(tmp_path)
     assert not real.fallback and real.source == "kaggle:saurabh00007/iriscsv"
+    assert real.endpoint == standin.endpoint
     assert standin.stats.archive_downloads == 1
 
 
 def test_port_in_use_is_a_clear_error(standin: KaggleStandIn) -> None:
-    with pytest.raises(DatasetError, match=r"127\.0\.0\.1:7777 is already in use"):
-        KaggleStandIn().start()
+    port = standin.bound_port
+    with pytest.raises(DatasetError, match=rf"127\.0\.0\.1:{port} is already in use") as info:
+        KaggleStandIn(port=port).start()
+    assert "--port 0" in info.value.hint
+
+
+def test_standin_as_a_proxy_serves_only_the_test_endpoint(standin: KaggleStandIn) -> None:
+    import requests
+
+    proxies = {"http": standin.proxy_url}
+    ok = requests.get(f"{standin.endpoint}/storage/saurabh00007/iriscsv/archive.zip", proxies=proxies, timeout=10)
+    assert ok.status_code == 200 and ok.content[:2] == b"PK"
+    other = requests.get("http://example.invalid/storage/x/archive.zip", proxies=proxies, timeout=10)
+    assert other.status_code == 502 and standin.endpoint in other.json()["message"]
+
+
+def test_standin_command_reports_its_proxy_on_a_free_port(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+    import time
+
+    import requests
+
+    ready = tmp_path / "ready"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipekit.ml._standin", "--port", "0", "--ready-file", str(ready)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not ready.exists() and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.05)
+        proxy = ready.read_text().strip()
+        assert proxy.startswith("http://127.0.0.1:") and not proxy.endswith(":7777")
+        reply = requests.get(
+            "http://localhost:7777/storage/saurabh00007/iriscsv/archive.zip", proxies={"http": proxy}, timeout=10
+        )
+        assert reply.status_code == 200
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_unknown_api_environment_is_a_clear_error(
+    standin: KaggleStandIn, standin_credentials: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KAGGLE_API_ENVIRONMENT", "NOWHERE")
+    with pytest.raises(DatasetError, match="KAGGLE_API_ENVIRONMENT='NOWHERE' is not an environment") as info:
+        download_dataset(tmp_path)
+    assert "TEST" in info.value.hint
+    assert standin.stats.api_calls == 0
+
+
+# ------------------------------------------------------------------ the kaggle releases pipekit supports
+
+
+def test_ml_extra_pins_the_kaggle_range_the_shim_is_verified_for() -> None:
+    ml_extra = tomllib.loads(PYPROJECT.read_text(encoding="utf-8"))["project"]["optional-dependencies"]["ml"]
+    assert f"kaggle{KAGGLE_VERSION_RANGE}" in ml_extra
+    assert _kaggle_in_verified_range(), f"kaggle {version('kaggle')} is outside {KAGGLE_VERSION_RANGE}"
+
+
+@pytest.mark.parametrize("release", ["2.2.4", "2.2.99", "2.2.10.post1"])
+def test_kaggle_releases_in_the_range_are_accepted(release: str) -> None:
+    check_kaggle_version(release)
+
+
+@pytest.mark.parametrize("release", ["1.6.17", "2.0.2", "2.2.3", "2.3", "2.3.0rc1", "3.0.0"])
+def test_kaggle_releases_outside_the_range_are_refused(release: str) -> None:
+    with pytest.raises(DatasetError, match=f"kaggle {release} is not supported") as info:
+        check_kaggle_version(release)
+    assert f"kaggle{KAGGLE_VERSION_RANGE}" in info.value.hint
+
+
+def test_unsupported_kaggle_is_refused_before_it_is_imported_or_called(
+    standin: KaggleStandIn, standin_credentials: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_kaggle, "version", lambda name: "2.2.3")
+    with pytest.raises(DatasetError, match=r"kaggle 2\.2\.3 is not supported"):
+        # Not a reason to fall back: the install needs fixing.
+        download_dataset(tmp_path / "data", offline_fallback=True)
+    assert standin.stats.api_calls == 0
+
+
+@pytest.mark.skipif(
+    not _kaggle_in_verified_range(),
+    reason=f"documents kaggle{KAGGLE_VERSION_RANGE}, whose KaggleApi takes the endpoint from CLI flags only",
+)
+def test_kaggle_api_alone_ignores_kaggle_api_environment(kaggle_env: Path) -> None:
+    """Why pipekit builds the kagglesdk client itself: for kaggle>=2.2.4,<2.3, KaggleApi sends TEST to PROD.
+
+    If a release in the range starts honouring KAGGLE_API_ENVIRONMENT, this fails: drop the shim in _kaggle.py.
+    """
+    kaggle_api_cls = _kaggle._import_kaggle_api()
+    stock = kaggle_api_cls.build_kaggle_client_with_params(args=[])
+    # PROD, although KAGGLE_API_ENVIRONMENT=TEST is set.
+    assert stock.http_client().get_non_api_endpoint() == "https://www.kaggle.com"
 
 
 # ------------------------------------------------------------------------------------------ validation

@@ -55,7 +55,7 @@ def _fail_terminally(exc: Exception):
     return AirflowFailException(f"{getattr(exc, 'message', exc)}" + (f"\n  -> {hint}" if hint else ""))
 
 
-_OPTIONAL_TEXT = {"type": ["null", "string"]}
+_OPTIONAL_TEXT = ["null", "string"]  # JSON Schema type of an optional text param
 
 
 @dag(
@@ -68,16 +68,16 @@ _OPTIONAL_TEXT = {"type": ["null", "string"]}
     doc_md=__doc__,
     default_args={"retries": 1, "retry_delay": timedelta(minutes=2)},
     params={
-        "base_dir": Param(None, **_OPTIONAL_TEXT, description="Root for landing/, backups/, output/, manifest.jsonl"),
-        "landing_dir": Param(None, **_OPTIONAL_TEXT, description="Where customer CSVs are dropped"),
-        "output_dir": Param(None, **_OPTIONAL_TEXT),
-        "backup_dir": Param(None, **_OPTIONAL_TEXT),
-        "manifest": Param(None, **_OPTIONAL_TEXT, description="Append-only JSON-lines manifest"),
-        "pattern": Param(None, **_OPTIONAL_TEXT, description="Glob in the landing dir (default *.csv)"),
+        "base_dir": Param(None, type=_OPTIONAL_TEXT, description="Root for landing/, backups/, output/, manifest.jsonl"),
+        "landing_dir": Param(None, type=_OPTIONAL_TEXT, description="Where customer CSVs are dropped"),
+        "output_dir": Param(None, type=_OPTIONAL_TEXT),
+        "backup_dir": Param(None, type=_OPTIONAL_TEXT),
+        "manifest": Param(None, type=_OPTIONAL_TEXT, description="Append-only JSON-lines manifest"),
+        "pattern": Param(None, type=_OPTIONAL_TEXT, description="Glob in the landing dir (default *.csv)"),
         "settle_seconds": Param(None, type=["null", "number", "string"],
                                 description="Ignore files modified less than this many seconds ago"),
-        "now": Param(None, **_OPTIONAL_TEXT, description="ISO-8601 'now' for the future-timestamp rule (tests)"),
-        "policy_file": Param(None, **_OPTIONAL_TEXT, description="Masking policy YAML/JSON"),
+        "now": Param(None, type=_OPTIONAL_TEXT, description="ISO-8601 'now' for the future-timestamp rule (tests)"),
+        "policy_file": Param(None, type=_OPTIONAL_TEXT, description="Masking policy YAML/JSON"),
         "fail_on_data_problems": Param(None, type=["null", "boolean", "string"]),
     },
 )
@@ -148,11 +148,11 @@ def customer_pipeline():
         run = publish_step(ingested, validated, cleaned, future_count, _config(params))
         return {"run_report": run["run_report"], "future_rows": run["future_rows"], "counts": run["counts"]}
 
-    ingested = ingest(wait_for_file())
-    validated = validate(ingested)
-    cleaned = clean(ingested, validated)
+    ingested = ingest(wait_for_file())  # type: ignore[arg-type]  # TaskFlow: XComArgs resolve to values at run time
+    validated = validate(ingested)  # type: ignore[arg-type]  # TaskFlow: XComArgs resolve to values at run time
+    cleaned = clean(ingested, validated)  # type: ignore[arg-type]  # TaskFlow: XComArgs resolve to values at run time
     cleaned >> flag_future
-    publish(ingested, validated, cleaned, flag_future.output)
+    publish(ingested, validated, cleaned, flag_future.output)  # type: ignore[arg-type]  # TaskFlow: XComArgs resolve to values at run time
 
 
 customer_pipeline()

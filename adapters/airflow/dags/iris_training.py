@@ -143,9 +143,9 @@ def iris_training() -> None:
         print(f"promotion of {decision.version}: promoted={decision.promoted} ({decision.reason})")
         return decision.to_dict()
 
-    csv = validate(download())
-    version = train(csv)
-    promote(version, csv, evaluate(version, csv))
+    csv = validate(download())  # type: ignore[arg-type]  # TaskFlow: XComArgs resolve to values at run time
+    version = train(csv)  # type: ignore[arg-type]  # TaskFlow: XComArgs resolve to values at run time
+    promote(version, csv, evaluate(version, csv))  # type: ignore[arg-type]  # TaskFlow: XComArgs resolve to values at run time
 
 
 iris_training_dag = iris_training()

@@ -79,7 +79,7 @@ def call(
                     hint="Retry later, or raise the service quota for this API.",
                 ) from exc
             err = AwsError(f"{what}: {code}: {error_message(exc)}")
-            err.code = code  # type: ignore[attr-defined]
+            err.code = code
             raise err from exc
         except BotoCoreError as exc:
             raise AwsError(f"{what}: {type(exc).__name__}: {exc}",

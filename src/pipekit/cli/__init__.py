@@ -9,8 +9,11 @@ import importlib
 
 import typer
 
+from pipekit.cli._common import PipekitGroup
+
 app = typer.Typer(
     name="pipekit",
+    cls=PipekitGroup,  # off a terminal, usage errors as plain one-line messages (see _common)
     help=(
         "pipekit: clean and mask customer data, run the AWS ETL (for real or on the offline twin), "
         "deploy Glue jobs from git, and drive the Airflow DAGs.\n\n"
@@ -29,15 +32,22 @@ for _name in _GROUPS:
     importlib.import_module(f"pipekit.cli.{_name}").register(app)
 
 
-@app.callback()
-def _root(
-    version: bool = typer.Option(False, "--version", help="Print pipekit's version and exit.", is_eager=True),
-) -> None:
-    if version:
+def _print_version(value: bool) -> None:
+    # An eager option's callback runs while the options are parsed, before click asks for a command.
+    if value:
         from pipekit import __version__
 
         typer.echo(__version__)
         raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", help="Print pipekit's version and exit.", is_eager=True, callback=_print_version
+    ),
+) -> None:
+    """pipekit's root options."""
 
 
 def main() -> None:

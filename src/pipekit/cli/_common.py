@@ -1,4 +1,5 @@
-"""Shared CLI plumbing: turn pipekit errors into a clear message and an exit code, never a traceback."""
+"""Shared CLI plumbing: the consoles (pretty on a terminal, plain lines elsewhere), and pipekit errors turned
+into a clear message and an exit code, never a traceback."""
 
 from __future__ import annotations
 
@@ -11,14 +12,75 @@ from typing import Any
 import typer
 from rich.console import Console
 from rich.markup import escape
+from typer.core import TyperGroup
 
 from pipekit.errors import PipekitError
 
 #: Exit codes: 0 success, 1 data-quality failure, 2 bad usage or unreadable input.
 EXIT_OK, EXIT_DATA, EXIT_USAGE = 0, 1, 2
 
-err_console = Console(stderr=True)
-out_console = Console()
+#: Width of a console that is not on a terminal: plain lines are never wrapped there (soft wrap), and a
+#: table is laid out as wide as its content, so nothing is folded or cut to "..." - whatever COLUMNS says.
+PLAIN_WIDTH = 1 << 16
+
+
+def is_terminal(stream: object) -> bool:
+    """Whether ``stream`` is an interactive terminal (a pipe, a file, a closed or fake stream is not)."""
+    isatty = getattr(stream, "isatty", None)
+    try:
+        return bool(isatty()) if callable(isatty) else False
+    except (ValueError, OSError):  # closed stream
+        return False
+
+
+def make_console(*, stderr: bool = False) -> Console:
+    """The one place the CLI builds a rich Console: for sys.stdout (or sys.stderr) as it is now.
+
+    On a terminal: rich's pretty output - colour (NO_COLOR turns it off), lines wrapped to the terminal
+    width, live progress bars. Anywhere else (a pipe, a log file, CI, typer's CliRunner): plain text for
+    grep - no ANSI codes, no live display, and no line ever wrapped or cropped (COLUMNS is ignored), so an
+    error message that quotes a long path stays on one line.
+
+    Markup is off by default in both: user data (paths, row text, column names) prints literally. For
+    pipekit's own styling pass ``markup=True`` and ``escape()`` the data that goes into that string.
+    """
+    stream = sys.stderr if stderr else sys.stdout
+    if is_terminal(stream):
+        return Console(file=stream, stderr=stderr, markup=False, emoji=False)
+    return Console(
+        file=stream, stderr=stderr, markup=False, emoji=False, highlight=False, soft_wrap=True,
+        width=PLAIN_WIDTH, color_system=None, force_terminal=False, force_interactive=False,
+        legacy_windows=False,
+    )  # fmt: skip
+
+
+class StdConsole:
+    """``out_console`` / ``err_console``: make_console()'s Console for sys.stdout / sys.stderr as they are
+    when used (typer's CliRunner swaps the streams after import), made again only when the stream changes.
+
+    Attributes and methods are the Console's (``print``, ``status``, ``is_terminal``...). Where rich wants
+    a Console object itself, pass ``.console``: ``Progress(..., console=err_console.console)``.
+    """
+
+    def __init__(self, *, stderr: bool) -> None:
+        self._stderr = stderr
+        self._made: tuple[object, Console] | None = None
+
+    @property
+    def console(self) -> Console:
+        stream = sys.stderr if self._stderr else sys.stdout
+        if self._made is None or self._made[0] is not stream:
+            self._made = (stream, make_console(stderr=self._stderr))
+        return self._made[1]
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):  # not half-made (copy, pickle) nor rich's internals: only the public API
+            raise AttributeError(name)
+        return getattr(self.console, name)
+
+
+err_console = StdConsole(stderr=True)
+out_console = StdConsole(stderr=False)
 
 
 @contextmanager
@@ -28,12 +90,13 @@ def user_errors() -> Iterator[None]:
         yield
     except PipekitError as exc:
         # Messages quote user data (row text, file names): escape it so "[/bold]" in a row is just text.
-        err_console.print(f"[bold red]error:[/bold red] {escape(exc.message)}", highlight=False)
+        err_console.print(f"[bold red]error:[/bold red] {escape(exc.message)}", markup=True, highlight=False)
         if exc.hint:
-            err_console.print(f"  [yellow]->[/yellow] {escape(exc.hint)}", highlight=False)
+            err_console.print(f"  [yellow]->[/yellow] {escape(exc.hint)}", markup=True, highlight=False)
         raise typer.Exit(exc.exit_code) from None
     except FileNotFoundError as exc:
-        err_console.print(f"[bold red]error:[/bold red] no such file: {escape(str(exc.filename))}", highlight=False)
+        err_console.print(f"[bold red]error:[/bold red] no such file: {escape(str(exc.filename))}", markup=True,
+                          highlight=False)
         raise typer.Exit(EXIT_USAGE) from None
     except KeyboardInterrupt:
         err_console.print("interrupted")
@@ -43,3 +106,40 @@ def user_errors() -> Iterator[None]:
 def emit_json(payload: Any) -> None:
     """Print ``payload`` as JSON on stdout (for --json)."""
     sys.stdout.write(json.dumps(payload, indent=2, default=str) + "\n")
+
+
+# --- typer's own usage errors ----------------------------------------------------------------------
+
+#: click's base exception class as typer raises it (typer >= 0.29 ships its own copy of click), reached
+#: through the public typer.BadParameter rather than a private module path.
+_ClickException: type[Exception] = next(
+    (c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException"), typer.BadParameter
+)
+
+
+@contextmanager
+def _plain_usage_errors() -> Iterator[None]:
+    try:
+        yield
+    except _ClickException as exc:
+        # NoArgsIsHelpError is typer printing the help page, not an error line: leave it to typer.
+        if is_terminal(sys.stderr) or type(exc).__name__ == "NoArgsIsHelpError":
+            raise
+        error: Any = exc
+        error.show()  # click's plain "Usage: ...", "Try ...", "Error: <message>" lines, unwrapped
+        raise typer.Exit(error.exit_code) from None
+
+
+class PipekitGroup(TyperGroup):
+    """The root ``pipekit`` group. Off a terminal a usage error (missing option, bad value, no such command)
+    prints as click's plain lines, with the message on one ``Error: ...`` line, instead of typer's boxed
+    panel, which rich wraps inside the box. On a terminal typer's panel is kept.
+    """
+
+    def make_context(self, info_name: str | None, args: list[str], parent: Any = None, **extra: Any) -> Any:
+        with _plain_usage_errors():
+            return super().make_context(info_name, args, parent, **extra)
+
+    def invoke(self, ctx: Any) -> Any:
+        with _plain_usage_errors():
+            return super().invoke(ctx)

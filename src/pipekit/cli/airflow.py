@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 from pipekit.cli._common import emit_json, out_console, user_errors
 
@@ -160,7 +161,7 @@ def run_customer(
         out_console.print(f"{entry['file_name']}: already processed (sha256 {entry['sha256'][:12]}...), skipped",
                           highlight=False)
     else:
-        out_console.print(f"[green]completed[/green] {report['file']}", highlight=False)
+        out_console.print(f"[green]completed[/green] {escape(str(report['file']))}", markup=True, highlight=False)
         # Plain echo for paths: rich would wrap long ones mid-path.
         for key, value in report["outputs"].items():
             typer.echo(f"  {key}: {value}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from pipekit.cli._common import emit_json, err_console, out_console, user_errors
@@ -45,9 +46,9 @@ def crawl_cmd(
 
     with user_errors():
         res = etl.resources(stack)
-        with err_console.status(f"crawling {res.raw_prefix} ...") as status:
+        with err_console.status(escape(f"crawling {res.raw_prefix} ...")) as status:  # status text is markup
             report = catalog.run_crawler(res.crawler, res.database, poll_s=poll,
-                                         on_poll=lambda s: status.update(f"crawler {res.crawler}: {s}"))
+                                         on_poll=lambda s: status.update(escape(f"crawler {res.crawler}: {s}")))
         tables = catalog.get_tables(res.database)
     if as_json:
         emit_json(report.to_dict())

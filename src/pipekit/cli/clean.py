@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.markup import escape
 
 from pipekit.cli._common import EXIT_DATA, EXIT_OK, emit_json, err_console, out_console, user_errors
 from pipekit.errors import ConfigError
@@ -154,10 +155,11 @@ def validate_cmd(
         emit_json(report.to_dict())
     elif not quiet:
         style = "red" if problems else "green"
-        out_console.print(f"[bold]{input_csv}[/bold]", highlight=False)
+        out_console.print(f"[bold]{escape(str(input_csv))}[/bold]", markup=True, highlight=False)
         for line in report.summary().splitlines():
             out_console.print(
-                f"  [{style}]{line}[/{style}]" if "MISSING" in line else f"  {line}", highlight=False
+                f"  [{style}]{escape(line)}[/{style}]" if "MISSING" in line else f"  {escape(line)}",
+                markup=True, highlight=False,
             )
     raise typer.Exit(EXIT_DATA if problems else EXIT_OK)
 
@@ -219,7 +221,7 @@ class _progress:
 
         self._bar = Progress(
             "[progress.description]{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-            TimeRemainingColumn(), console=err_console, transient=True,
+            TimeRemainingColumn(), console=err_console.console, transient=True,
         )  # fmt: skip
         self._bar.start()
         self._task = self._bar.add_task("cleaning", total=None)
@@ -236,9 +238,12 @@ class _progress:
 
 def _print_clean(report: Any) -> None:
     from rich.table import Table
+    from rich.text import Text
 
     c = report.counts
-    table = Table(title=f"pipekit clean: {report.input['path']}", show_header=True, header_style="bold")
+    # The path is a line of its own, not the table's title: rich wraps a title to the table's width.
+    out_console.print(f"pipekit clean: {report.input['path']}", style="table.title", highlight=False)
+    table = Table(show_header=True, header_style="bold")
     table.add_column("step")
     table.add_column("rows / values", justify="right")
     table.add_row("rows read", f"{report.rows_read:,}")
@@ -251,7 +256,7 @@ def _print_clean(report: Any) -> None:
             table.add_row(f"masked: {name[7:]}", f"{n:,}")
     table.add_row("future timestamps flagged", f"{c.get('future', 0):,}")
     table.add_row("unparsable timestamps (kept, flag empty)", f"{c.get('timestamp_unparsable', 0):,}")
-    table.add_row("[bold]rows written[/bold]", f"[bold]{report.rows_written:,}[/bold]")
+    table.add_row(Text("rows written", style="bold"), Text(f"{report.rows_written:,}", style="bold"))
     out_console.print(table)
     for problem in report.validation.problems:
         rows = ", ".join(map(str, problem.sample_rows))
@@ -270,12 +275,14 @@ def _print_clean(report: Any) -> None:
 def _print_pii(file: Path, report: Any) -> None:
     if not report.total:
         out_console.print(
-            f"[green]no PII found[/green] in {report.rows_scanned:,} row(s) of {file}", highlight=False
+            f"[green]no PII found[/green] in {report.rows_scanned:,} row(s) of {escape(str(file))}", markup=True,
+            highlight=False,
         )
         return
     from rich.table import Table
 
-    table = Table(title=f"PII in {file} ({report.rows_scanned:,} rows scanned)", header_style="bold")
+    out_console.print(f"PII in {file} ({report.rows_scanned:,} rows scanned)", style="table.title", highlight=False)
+    table = Table(header_style="bold")
     table.add_column("column")
     table.add_column("entity")
     table.add_column("values", justify="right")
@@ -283,4 +290,5 @@ def _print_pii(file: Path, report: Any) -> None:
         for entity, n in entities.items():
             table.add_row(column, entity, f"{n:,}")
     out_console.print(table)
-    err_console.print(f"[red]{report.total:,} finding(s)[/red]: mask these columns before sharing the file")
+    err_console.print(f"[red]{report.total:,} finding(s)[/red]: mask these columns before sharing the file",
+                      markup=True)

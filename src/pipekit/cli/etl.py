@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 from pipekit.cli._common import EXIT_DATA, emit_json, err_console, out_console, user_errors
 
@@ -48,7 +49,8 @@ def run_cmd(
 
     with user_errors():
         report = etl.run(file, stack, poll_s=poll,
-                         progress=lambda msg: err_console.print(f"[dim]>[/dim] {msg}", highlight=False, soft_wrap=True))
+                         progress=lambda msg: err_console.print(f"[dim]>[/dim] {escape(msg)}", markup=True, highlight=False,
+                                                                soft_wrap=True))
     if as_json:
         emit_json(report.to_dict())
         return
@@ -73,7 +75,8 @@ def verify_cmd(
     else:
         for check in report.checks:
             mark = "[green]PASS[/green]" if check.ok else "[red]FAIL[/red]"
-            out_console.print(f"{mark} {check.name}: {check.detail}", highlight=False, soft_wrap=True)
+            out_console.print(f"{mark} {escape(check.name)}: {escape(check.detail)}", markup=True,
+                              highlight=False, soft_wrap=True)
     if not report.ok:
         raise typer.Exit(EXIT_DATA)
 

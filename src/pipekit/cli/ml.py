@@ -6,6 +6,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 from pipekit.cli._common import emit_json, out_console, user_errors
 
@@ -42,7 +43,8 @@ def download_cmd(
     out_console.print(f"  source: {manifest.source}", highlight=False)
     if manifest.fallback:
         out_console.print(
-            f"  [yellow]offline fallback used:[/yellow] {manifest.fallback_reason}", highlight=False
+            f"  [yellow]offline fallback used:[/yellow] {escape(str(manifest.fallback_reason))}", markup=True,
+            highlight=False,
         )
     for entry in manifest.files:
         out_console.print(f"  {entry.name}  {entry.size} bytes  sha256 {entry.sha256}", highlight=False)

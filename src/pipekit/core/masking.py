@@ -358,7 +358,8 @@ def mask_email(email: str, *, mode: str = "partial", key: bytes | None = None) -
     """Mask one email: "john.smith@example.com" -> "j***@example.com" (or domain / keyed hash mode)."""
     if mode == "hash":
         key = resolve_key(key, DEFAULT_KEY_ENV)
-    return email_kernel(pa.array([email], type=pa.string()), mode, key)[0].as_py()
+    masked: str = email_kernel(pa.array([email], type=pa.string()), mode, key)[0].as_py()
+    return masked
 
 
 def apply_policy(

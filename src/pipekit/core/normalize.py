@@ -143,7 +143,8 @@ def drop_duplicates(customers: pd.DataFrame, keys: Sequence[str] | None = None) 
 
 def title_case_name(name: str) -> str:
     """Title Case one person's name: "o'brien" -> "O'Brien", "jean-luc" -> "Jean-Luc"."""
-    return names_kernel(pa.array([name], type=pa.string()))[0].as_py()
+    titled: str = names_kernel(pa.array([name], type=pa.string()))[0].as_py()
+    return titled
 
 
 def normalize_names(names: pd.Series) -> pd.Series:
@@ -159,4 +160,5 @@ def normalize_emails(emails: pd.Series) -> pd.Series:
 def _to_numpy_bool(mask: pa.Array | pa.ChunkedArray) -> np.ndarray:
     if isinstance(mask, pa.ChunkedArray):
         mask = mask.combine_chunks()
-    return mask.to_numpy(zero_copy_only=False)
+    flags: np.ndarray = mask.to_numpy(zero_copy_only=False)
+    return flags

@@ -88,7 +88,8 @@ def _possible(text: pa.Array, valid: pa.Array) -> pa.Array:
         return value
 
     def colon(pos: int) -> np.ndarray:
-        return (length > pos) & (data[np.minimum(start + pos, last)] == ord(":"))
+        found: np.ndarray = (length > pos) & (data[np.minimum(start + pos, last)] == ord(":"))
+        return found
 
     year, month, day = number(0, 4), number(5, 2), number(8, 2)
     leap = ((year % 4 == 0) & (year % 100 != 0)) | (year % 400 == 0)

@@ -19,7 +19,8 @@ def get_bytes(bucket: str, key: str, *, session: Any | None = None, s3: Any | No
         if code_of(err) in ("NoSuchKey", "404"):
             return None
         raise
-    return resp["Body"].read()
+    body: bytes = resp["Body"].read()
+    return body
 
 
 def put_bytes(bucket: str, key: str, data: bytes, *, session: Any | None = None) -> None:

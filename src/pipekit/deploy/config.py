@@ -28,7 +28,9 @@ _JOB_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,254}$")
 @cache
 def schema() -> dict[str, Any]:
     """The published JSON Schema of a job config (``pipekit/deploy/schema.json``)."""
-    return json.loads(resources.files("pipekit.deploy").joinpath("schema.json").read_text("utf-8"))
+    text = resources.files("pipekit.deploy").joinpath("schema.json").read_text("utf-8")
+    loaded: dict[str, Any] = json.loads(text)
+    return loaded
 
 
 @dataclass(frozen=True)

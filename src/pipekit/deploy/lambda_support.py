@@ -30,10 +30,10 @@ SAFETY_MARGIN_MS = 20_000
 
 
 def _artifact_bytes(job: PipelineJob, *, session: Any | None) -> bytes:
-    if not job.artifacts or not job.artifacts[0].bucket or not job.artifacts[0].key:
+    art = job.artifacts[0] if job.artifacts else None
+    if art is None or not art.bucket or not art.key:
         raise DeployError(f"CodePipeline job {job.job_id} has no input artifact in S3 to read the source from.",
                           hint="Give the Invoke action the Source stage's output artifact as input.")
-    art = job.artifacts[0]
     creds = job.artifact_credentials
     s3 = None
     if creds.get("accessKeyId"):

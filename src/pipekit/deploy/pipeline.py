@@ -156,7 +156,7 @@ def _monitor(settings: DeploySettings, source: Source, state: dict[str, Any], *,
     """Check every recorded run once: all succeeded, any failed, or still going (continuation)."""
     revision = state["revision"]
     runs: dict[str, str] = state.get("runs", {})
-    results = {}
+    results: dict[str, glue.JobRun] = {}
     unchecked: list[str] = []
     for name, run_id in sorted(runs.items()):
         try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
+from types import ModuleType
 
 import numpy as np
 import pyarrow as pa
@@ -18,7 +19,7 @@ _MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
 _TAB_POSITIONS = 512
 
 
-def _polars() -> object | None:
+def _polars() -> ModuleType | None:
     """The polars module when installed (its row hash is ~15x faster than the numpy fallback)."""
     try:
         import polars
@@ -52,8 +53,9 @@ class RowHasher:
         if table.num_rows == 0:
             return np.zeros(0, dtype=np.uint64)
         if self._pl is not None:
-            frame = self._pl.from_arrow(table, rechunk=False)  # type: ignore[attr-defined]
-            return frame.hash_rows(seed=self._seed).to_numpy()
+            frame = self._pl.from_arrow(table, rechunk=False)
+            hashes: np.ndarray = frame.hash_rows(seed=self._seed).to_numpy()
+            return hashes
         out = np.zeros(table.num_rows, dtype=np.uint64)
         with np.errstate(over="ignore"):
             for i, column in enumerate(table.columns):

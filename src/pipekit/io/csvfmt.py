@@ -39,7 +39,7 @@ def encode_csv_rows(table: pa.Table, newline: str = "\n") -> bytes:
     if table.num_rows == 0:
         return b""
     if table.num_columns == 0:
-        return newline.encode() * table.num_rows
+        return newline.encode() * int(table.num_rows)
     fields = [csv_field(column) for column in table.columns]
     lines = pc.binary_join_element_wise(pc.binary_join_element_wise(*fields, ","), newline, "")
     if isinstance(lines, pa.ChunkedArray):

@@ -22,7 +22,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
 
 import numpy as np
 import pyarrow as pa
@@ -695,7 +695,12 @@ def _empty_table(columns: list[str]) -> pa.Table:
     return pa.table({c: pa.array([], pa.string()) for c in columns})
 
 
-def _validate_kwargs(config: CleaningConfig) -> dict[str, str]:
+class _ValidateKwargs(TypedDict):
+    email_column: str
+    timestamp_column: str
+
+
+def _validate_kwargs(config: CleaningConfig) -> _ValidateKwargs:
     return {"email_column": config.email_column, "timestamp_column": config.timestamp_column}
 
 

@@ -306,8 +306,8 @@ def ingest_file(
     if earlier is not None and earlier.backup_path and verify_backup(earlier.backup_path, facts.sha256):
         return IngestResult("new", earlier)
 
-    backup = backup_file(path, backup_dir, sha256=facts.sha256, at=now)
-    entry = replace(facts, backup_path=str(backup))
+    new_backup = backup_file(path, backup_dir, sha256=facts.sha256, at=now)
+    entry = replace(facts, backup_path=str(new_backup))
     manifest.append(entry)
     return IngestResult("new", entry)
 

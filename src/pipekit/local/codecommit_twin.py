@@ -152,7 +152,7 @@ def get_differences(body: dict[str, Any], ctx: TwinContext) -> dict[str, Any]:
         diffs.append(entry)
     start = int(body.get("NextToken") or 0)
     size = int(body.get("MaxResults") or 100)
-    page = {"differences": diffs[start:start + size]}
+    page: dict[str, Any] = {"differences": diffs[start:start + size]}
     if start + size < len(diffs):
         page["NextToken"] = str(start + size)
     return page

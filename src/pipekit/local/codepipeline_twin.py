@@ -96,8 +96,8 @@ def get_job_details(body: dict[str, Any], ctx: TwinContext) -> dict[str, Any]:
 @operation(_T + "PipekitCreateJob")
 def create_job(body: dict[str, Any], ctx: TwinContext) -> dict[str, Any]:
     """Twin-only: register a job the simulator is about to invoke the action for."""
-    job = {"id": str(uuid.uuid4()), "accountId": ctx.account, "data": body.get("data") or {},
-           "status": "InProgress", "createdAt": _now(), "results": []}
+    job: dict[str, Any] = {"id": str(uuid.uuid4()), "accountId": ctx.account, "data": body.get("data") or {},
+                           "status": "InProgress", "createdAt": _now(), "results": []}
     with _LOCK:
         _save(ctx, job)
     return {"jobId": job["id"]}

@@ -1,7 +1,7 @@
 """A local stand-in for the Kaggle API's dataset download, for tests and the offline demo.
 
-The official client (kaggle 2.x / kagglesdk) downloads a dataset in two HTTP steps, which this server
-answers the way api.kaggle.com does:
+The official client (kaggle >=2.2.4,<2.3 with kagglesdk; see ``pipekit.ml._kaggle.KAGGLE_VERSION_RANGE``)
+downloads a dataset in two HTTP steps. This server answers them the way api.kaggle.com does:
 
 1. ``POST {endpoint}/api/v1/datasets.DatasetApiService/DownloadDataset`` with a JSON body
    ``{"ownerSlug": ..., "datasetSlug": ..., "datasetVersionNumber"?: n}`` and HTTP Basic auth
@@ -10,9 +10,12 @@ answers the way api.kaggle.com does:
 2. ``GET`` on that URL returns the zip with ``Content-Length``, ``Last-Modified`` and ``ETag``;
    the client streams it to ``<slug>.zip`` and unzips it.
 
-With ``KAGGLE_API_ENVIRONMENT=TEST`` kagglesdk's endpoint is ``http://localhost:7777``; that port is fixed,
-so only one stand-in can run on a machine at a time and a busy port raises a clear DatasetError.
-It listens on 127.0.0.1 only.
+The client reaches it through kagglesdk's public setting ``KAGGLE_API_ENVIRONMENT=TEST``, which means
+``http://localhost:7777``. The downloaded manifest records that endpoint. kagglesdk fixes that port, so the
+stand-in can also listen on any free port (``port=0``) and be reached as an HTTP proxy through the proxy
+settings every HTTP client honours (``HTTP_PROXY=http://127.0.0.1:<port>``, with ``NO_PROXY`` unset): the
+client still addresses ``http://localhost:7777``, and nothing needs that port to be free. Tests and the demo
+use that; a busy fixed port raises a clear DatasetError. It listens on 127.0.0.1 only.
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ from pipekit.ml.iris import IRIS_SLUG, iris_zip_bytes
 
 HOST = "127.0.0.1"
 PORT = 7777
+#: What the kaggle client addresses with KAGGLE_API_ENVIRONMENT=TEST, whichever port the stand-in binds.
+ENDPOINT = f"http://localhost:{PORT}"
 DOWNLOAD_PATH = "/api/v1/datasets.DatasetApiService/DownloadDataset"
 #: Credentials the stand-in accepts unless told otherwise (they guard nothing: the server is local).
 DEFAULT_USERNAME = "pipekit-standin"
@@ -71,7 +76,19 @@ class KaggleStandIn:
     @property
     def endpoint(self) -> str:
         """Base URL the kaggle client uses for ``KAGGLE_API_ENVIRONMENT=TEST``."""
-        return f"http://localhost:{self.port}"
+        return ENDPOINT
+
+    @property
+    def bound_port(self) -> int:
+        """The port actually listened on (the OS's choice when constructed with ``port=0``)."""
+        if self._server is None:
+            raise RuntimeError("the stand-in is not running")
+        return int(self._server.server_address[1])
+
+    @property
+    def proxy_url(self) -> str:
+        """Set ``HTTP_PROXY`` (and unset ``NO_PROXY``) to this to reach the stand-in on any port."""
+        return f"http://{HOST}:{self.bound_port}"
 
     def start(self) -> KaggleStandIn:
         """Bind the port and serve in a daemon thread; raise DatasetError if the port is taken."""
@@ -82,8 +99,9 @@ class KaggleStandIn:
                 raise DatasetError(
                     f"Cannot start the Kaggle stand-in: {HOST}:{self.port} is already in use.",
                     hint=(
-                        f"Stop whatever listens on port {self.port} (`ss -ltnp 'sport = :{self.port}'` shows it); "
-                        "the kaggle client's TEST environment only talks to that port, so tests using it run one at a time."
+                        f"Stop whatever listens on port {self.port} (`ss -ltnp 'sport = :{self.port}'` shows it), "
+                        "or start the stand-in on any free port (port=0 / --port 0) and reach it through "
+                        "HTTP_PROXY=<its proxy_url>."
                     ),
                 ) from exc
             raise
@@ -139,12 +157,24 @@ def _make_handler(standin: KaggleStandIn) -> type[BaseHTTPRequestHandler]:
                 return False
             return user == standin.username and key == standin.key
 
+        def _target(self) -> str | None:
+            """The request's path; as a proxy the target is absolute (``http://localhost:7777/...``)."""
+            if not self.path.startswith(("http://", "https://")):
+                return self.path
+            if not self.path.startswith(ENDPOINT + "/"):
+                self._json(502, {"code": 502, "message": f"The stand-in only serves {ENDPOINT}"})
+                return None
+            return self.path[len(ENDPOINT) :]
+
         def do_POST(self) -> None:
-            standin.stats.requests.append(f"POST {self.path}")
+            path = self._target()
+            if path is None:
+                return
+            standin.stats.requests.append(f"POST {path}")
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length) if length else b"{}"
-            if self.path != DOWNLOAD_PATH:
-                self._json(404, {"code": 404, "message": f"The stand-in does not implement {self.path}"})
+            if path != DOWNLOAD_PATH:
+                self._json(404, {"code": 404, "message": f"The stand-in does not implement {path}"})
                 return
             standin.stats.api_calls += 1
             if not self._authorized():
@@ -166,10 +196,13 @@ def _make_handler(standin: KaggleStandIn) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
 
         def do_GET(self) -> None:
-            standin.stats.requests.append(f"GET {self.path}")
+            path = self._target()
+            if path is None:
+                return
+            standin.stats.requests.append(f"GET {path}")
             prefix, suffix = "/storage/", "/archive.zip"
-            slug = self.path[len(prefix) : -len(suffix)] if self.path.startswith(prefix) else ""
-            if not self.path.endswith(suffix) or slug not in standin.archives:
+            slug = path[len(prefix) : -len(suffix)] if path.startswith(prefix) else ""
+            if not path.endswith(suffix) or slug not in standin.archives:
                 self._json(404, {"code": 404, "message": "No such object"})
                 return
             body = standin.archives[slug]
@@ -185,13 +218,38 @@ def _make_handler(standin: KaggleStandIn) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     """Run the stand-in in the foreground (``python -m pipekit.ml._standin``) until interrupted."""
+    import argparse
+    import os
     import time
+    from pathlib import Path
 
-    with KaggleStandIn() as standin:
+    parser = argparse.ArgumentParser(
+        prog="python -m pipekit.ml._standin",
+        description="Serve saurabh00007/iriscsv the way the Kaggle API does, on 127.0.0.1, for the "
+        "official kaggle client with KAGGLE_API_ENVIRONMENT=TEST.",
+    )
+    parser.add_argument(
+        "--port", type=int, default=PORT,
+        help=f"port to listen on (default {PORT}, where the client looks); 0 = any free port, reached "
+        "through HTTP_PROXY",
+    )
+    parser.add_argument(
+        "--ready-file", type=Path,
+        help="once listening, write the HTTP_PROXY value that reaches the stand-in to this file",
+    )
+    args = parser.parse_args(argv)
+    with KaggleStandIn(port=args.port) as standin:
+        if args.ready_file is not None:
+            tmp = args.ready_file.with_name(args.ready_file.name + ".tmp")
+            tmp.write_text(standin.proxy_url + "\n")
+            os.replace(tmp, args.ready_file)
         print(
-            f"Kaggle stand-in on {standin.endpoint}; user {standin.username!r}. Ctrl-C stops it.", flush=True
+            f"Kaggle stand-in for {standin.endpoint} on {HOST}:{standin.bound_port}"
+            + ("" if standin.bound_port == PORT else f" (set HTTP_PROXY={standin.proxy_url}, unset NO_PROXY)")
+            + f"; user {standin.username!r}. Ctrl-C stops it.",
+            flush=True,
         )
         try:
             while True:

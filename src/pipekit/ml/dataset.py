@@ -52,6 +52,8 @@ class DatasetManifest:
     fallback_reason: str | None = None
     credential_source: str | None = None
     kaggle_version: str | None = None
+    #: The Kaggle API base URL the files came from (kagglesdk's KAGGLE_API_ENVIRONMENT); None for the fallback.
+    endpoint: str | None = None
     #: True when this call found the files already present and matching; nothing was downloaded.
     cached: bool = field(default=False, compare=False)
 
@@ -153,7 +155,7 @@ def download_dataset(
     staging = make_staging_dir(data_dir, ".download-", DATA_DIR_ENV)
     try:
         try:
-            staged = kaggle_download(slug, staging, auth)
+            staged, endpoint = kaggle_download(slug, staging, auth)
         except (KaggleCredentialsError, KaggleUnavailableError) as exc:
             if not offline_fallback:
                 raise
@@ -172,6 +174,7 @@ def download_dataset(
         downloaded_at=datetime.now(UTC).isoformat(timespec="seconds"),
         credential_source=credential_source(auth),
         kaggle_version=_kaggle_version(),
+        endpoint=endpoint,
     )
     atomic_write_text(data_dir / MANIFEST_NAME, manifest.to_json())
     log.info("downloaded %s into %s: %s", slug, data_dir, ", ".join(f.name for f in files))

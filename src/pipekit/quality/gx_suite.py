@@ -307,7 +307,7 @@ def render_html(result: QualityResult) -> str:
             observed = f"{res.get('unexpected_count')} unexpected of {res.get('element_count')}"
         samples = res.get("partial_unexpected_list") or []
         info = item.get("exception_info") or {}
-        errors = [v.get("exception_message") for v in info.values() if isinstance(v, dict) and v.get("exception_message")]
+        errors = [v["exception_message"] for v in info.values() if isinstance(v, dict) and v.get("exception_message")]
         ok = item.get("success")
         rows.append(
             "<tr class='{}'><td>{}</td><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td></tr>".format(
