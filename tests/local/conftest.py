@@ -25,8 +25,8 @@ def _load_helper() -> ModuleType:
 
 
 _helper = _load_helper()
-EtlTwin, apply_env, ensure_stack, get_server = (_helper.EtlTwin, _helper.apply_env, _helper.ensure_stack,
-                                                _helper.get_server)
+EtlTwin, apply_env, ensure_stack, get_server, private_twin = (
+    _helper.EtlTwin, _helper.apply_env, _helper.ensure_stack, _helper.get_server, _helper.private_twin)
 
 
 @pytest.fixture(scope="session")
@@ -41,3 +41,12 @@ def etl_twin(twin_server, monkeypatch: pytest.MonkeyPatch) -> Iterator[EtlTwin]:
     twin = EtlTwin(twin_server, ensure_stack(twin_server))
     apply_env(monkeypatch, twin)
     yield twin
+
+
+@pytest.fixture()
+def private_etl_twin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[EtlTwin]:
+    """A twin process of this test's own with the ETL stack provisioned, AWS_* env pointing at it: for
+    tests that change the stack (the shared twin holds the session's deployed and run pipeline)."""
+    with private_twin(tmp_path / "twin") as twin:
+        apply_env(monkeypatch, twin)
+        yield twin

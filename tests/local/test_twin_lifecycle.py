@@ -17,8 +17,9 @@ PIPEKIT = Path(sys.executable).parent / "pipekit"
 
 
 def test_up_status_down_through_the_cli(tmp_path) -> None:
-    env = {**os.environ, "PIPEKIT_TWIN_DIR": str(tmp_path / "twin")}
-    env.pop("AWS_ENDPOINT_URL", None)
+    # none of the caller's AWS_* settings (endpoint, profile, token): the exports alone must do
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("AWS_")},
+           "PIPEKIT_TWIN_DIR": str(tmp_path / "twin")}
     try:
         up = subprocess.run([str(PIPEKIT), "local", "up"], capture_output=True, text=True, env=env, timeout=180)
         assert up.returncode == 0, up.stderr

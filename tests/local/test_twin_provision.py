@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from pipekit.local.provision import provision_stack
 
 pytestmark = pytest.mark.twin
+
+TEMPLATE = Path(__file__).resolve().parents[2] / "infra" / "cloudformation" / "etl.yaml"  # not cwd-relative
 
 
 def test_stack_outputs_and_resources(etl_twin) -> None:
@@ -37,9 +41,11 @@ def test_stack_outputs_and_resources(etl_twin) -> None:
     assert role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"]["Service"] == "glue.amazonaws.com"
 
 
-def test_provisioning_again_is_idempotent(etl_twin) -> None:
-    again = provision_stack(etl_twin.endpoint_url, "infra/cloudformation/etl.yaml")
-    assert again["BucketName"] == etl_twin.outputs["BucketName"]
+def test_provisioning_again_is_idempotent(private_etl_twin) -> None:
+    # A twin of its own: provisioning again recreates the job and the crawler, which would undo the
+    # session's `etl deploy` on the shared twin.
+    again = provision_stack(private_etl_twin.endpoint_url, TEMPLATE)
+    assert again["BucketName"] == private_etl_twin.outputs["BucketName"]
     import boto3
 
     assert [j["Name"] for j in boto3.client("glue").get_jobs()["Jobs"]].count("customers-etl") == 1
@@ -49,4 +55,4 @@ def test_unknown_parameter_is_a_config_error(etl_twin) -> None:
     from pipekit.errors import ConfigError
 
     with pytest.raises(ConfigError, match="NoSuchParam"):
-        provision_stack(etl_twin.endpoint_url, "infra/cloudformation/etl.yaml", parameters={"NoSuchParam": "x"})
+        provision_stack(etl_twin.endpoint_url, TEMPLATE, parameters={"NoSuchParam": "x"})
