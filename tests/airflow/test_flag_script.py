@@ -104,10 +104,20 @@ def test_script_matches_core_on_generated_timestamps(tmp_path: Path, rows):
     assert _side_ids(side) == _core_ids(src, NOW)
 
 
+def _wall_clock() -> datetime:
+    """The real current time, which the script's subprocess reads (PIPEKIT_TEST_NOW shifts only this process)."""
+    try:
+        from time_machine import escape_hatch
+    except ImportError:
+        return datetime.now(UTC)
+    return escape_hatch.datetime.datetime.now(UTC) if escape_hatch.is_travelling() else datetime.now(UTC)
+
+
 def test_default_now_is_the_current_time(tmp_path: Path):
     src = tmp_path / "c.csv"
-    past = (datetime.now(UTC) - timedelta(days=1)).isoformat()
-    future = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+    wall = _wall_clock()
+    past = (wall - timedelta(days=1)).isoformat()
+    future = (wall + timedelta(days=1)).isoformat()
     _write_csv(src, [("p", "past", past), ("f", "future", future)])
     done = _run(src, tmp_path / "ids.csv", now=None)
     assert done.returncode == 0 and _side_ids(tmp_path / "ids.csv") == ["f"]
