@@ -1,7 +1,8 @@
 """CodePipeline Invoke action -> pipekit Glue deployment -> job result. Thin: parse, call, report.
 
-Every path reports to CodePipeline: success (with a continuation token while Glue runs go on),
+Every path reports to CodePipeline, once: success (with a continuation token while Glue runs go on),
 failure with the reason, unexpected exceptions, and a watchdog when the Lambda is about to time out.
+Only when CodePipeline accepts no result at all (throttled past every retry) does the Lambda itself fail.
 Needs only boto3 (in the Lambda runtime) and pipekit's deploy code (``pipekit lambda package``).
 """
 
@@ -13,7 +14,7 @@ from typing import Any
 
 from pipekit.deploy import pipeline
 from pipekit.deploy.event import DeploySettings, parse_event
-from pipekit.deploy.lambda_support import Deadline, Reporter, failure_message, make_source
+from pipekit.deploy.lambda_support import Deadline, Reporter, ResultNotSent, failure_message, make_source
 from pipekit.errors import PipekitError
 
 logging.getLogger("pipekit").setLevel(os.environ.get("LOG_LEVEL", "INFO"))
@@ -23,8 +24,8 @@ log = logging.getLogger("pipekit.deploy.handler")
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Lambda entry point."""
     job = parse_event(event)  # without a job id nothing can be reported: let Lambda record the error
-    reporter = Reporter(job.job_id)
     deadline = Deadline(getattr(context, "get_remaining_time_in_millis", lambda: 900_000))
+    reporter = Reporter(job.job_id, remaining_ms=deadline.remaining_ms)
     deadline.arm(reporter.failure)
     try:
         settings = DeploySettings.from_user_parameters(job.user_parameters, job.job_id)
@@ -32,7 +33,9 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         outcome = pipeline.run(settings, source, continuation_token=job.continuation_token,
                                check_time=deadline.check)
         reporter.outcome(outcome)
-        return {"jobId": job.job_id, "status": outcome.status, "summary": outcome.summary}
+        return {"jobId": job.job_id, "status": reporter.reported or outcome.status, "summary": outcome.summary}
+    except ResultNotSent:
+        raise  # CodePipeline has no result at all: fail the Lambda, so that it retries or the action times out
     except Exception as exc:  # every failure, expected or not, is reported: never a silent hang
         if not isinstance(exc, PipekitError):
             log.exception("unexpected error in CodePipeline job %s", job.job_id)

@@ -6,7 +6,7 @@ import time
 
 import boto3
 import pytest
-from botocore.stub import Stubber
+from botocore.stub import ANY, Stubber
 
 from pipekit.aws import _calls
 from pipekit.aws import glue as g
@@ -150,13 +150,19 @@ def test_reporter_reports_once_and_falls_back_to_failure(monkeypatch) -> None:
     monkeypatch.setattr(codepipeline, "client", lambda service, session=None: cp)
     monkeypatch.setattr(_calls, "BASE_DELAY_S", 0.0)
     stub = Stubber(cp)
-    stub.add_client_error("put_job_success_result", "JobNotFoundException", "no such job")
+    stub.add_client_error("put_job_success_result", "ValidationException", "summary too long")
+    sent: list[str] = []
     stub.add_response("put_job_failure_result", {}, {"jobId": "j1", "failureDetails": {
-        "type": "JobFailed", "message": "could not report success"}})
+        "type": "JobFailed", "message": ANY}})
+    cp.meta.events.register("before-parameter-build.codepipeline.PutJobFailureResult",
+                            lambda params, **kw: sent.append(params["failureDetails"]["message"]))
     with stub:
         rep = Reporter("j1")
-        with pytest.raises(AwsError, match="JobNotFoundException"):
-            rep.outcome(Outcome(SUCCEEDED, "done"))
-        rep.failure("could not report success")  # the handler's except-path
-        rep.failure("a second failure is not reported")  # no stubbed response left: would raise if called
+        rep.outcome(Outcome(SUCCEEDED, "Deployed abc."))  # not accepted: the Reporter itself reports failure
+        assert rep.reported == "failed"
+        rep.failure("the handler's except-path")  # no stubbed response left: would raise if called
+        rep.failure("a second failure is not reported")
         stub.assert_no_pending_responses()
+    (message,) = sent
+    assert "The deployment finished and is recorded, but CodePipeline did not accept the success" in message
+    assert "ValidationException: summary too long" in message and "Deployed abc." in message

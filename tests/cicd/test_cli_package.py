@@ -97,6 +97,7 @@ def test_lambda_zip_is_small_and_imports_with_boto3_only(tmp_path: Path) -> None
     assert pkg.size_bytes < 100_000
     names = set(zipfile.ZipFile(pkg.path).namelist())
     assert "handler.py" in names and "pipekit/deploy/schema.json" in names
+    assert "pipekit/deploy/user_parameters.schema.json" in names
     assert not any(n.startswith(("pandas", "pyarrow", "yaml", "aws_lambda_powertools")) for n in names)
     again = build_lambda_zip(tmp_path / "fn2.zip")
     assert again.sha256 == pkg.sha256  # reproducible bytes

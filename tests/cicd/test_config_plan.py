@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from pipekit.deploy import _jsonschema
 from pipekit.deploy.config import OWNER_TAG, JobConfigError, load_configs, parse_config, schema
-from pipekit.deploy.event import DeploySettings, parse_event
+from pipekit.deploy.event import DeploySettings, parse_event, user_parameters_schema
 from pipekit.deploy.plan import ChangeKind, CurrentJob, DesiredJob, plan, summarize
 from pipekit.errors import ConfigError
 
@@ -168,12 +168,82 @@ def test_parse_event_matches_powertools() -> None:
 def test_settings_validation() -> None:
     s = DeploySettings.from_user_parameters('{"bucket": "b", "repository": "r"}')
     assert s.owner == "r" and s.last_deployed_parameter == "/pipekit/glue-deploy/r/last-deployed"
-    with pytest.raises(ConfigError, match="needs 'bucket'"):
+    assert s.prune is False and s.watched == ("glue/jobs", "glue/scripts") and s.source == "codecommit"
+    with pytest.raises(ConfigError, match="field 'bucket': is required but missing"):
         DeploySettings.from_user_parameters("{}")
-    with pytest.raises(ConfigError, match="unknown keys \\['bukket'\\]"):
+    with pytest.raises(ConfigError, match="field 'bukket': is not a known field"):
         DeploySettings.from_user_parameters({"bukket": "b"})
-    with pytest.raises(ConfigError, match="needs 'repository'"):
+    with pytest.raises(ConfigError, match="field 'repository': is required for the codecommit source"):
         DeploySettings.from_user_parameters({"bucket": "b"})
+    zipped = DeploySettings.from_user_parameters({"bucket": "b", "source": "zip", "owner": "team-a",
+                                                  "scripts_prefix": "glue", "state_prefix": "/x/y/"})
+    assert (zipped.owner, zipped.repository, zipped.scripts_prefix, zipped.state_prefix) == (
+        "team-a", None, "glue/", "/x/y")
+
+
+@pytest.mark.parametrize(("params", "prune", "watched"), [
+    ({"prune": "false"}, False, ("glue/jobs", "glue/scripts")),
+    ({"prune": "true"}, True, ("glue/jobs", "glue/scripts")),
+    ({"prune": False}, False, ("glue/jobs", "glue/scripts")),
+    ({"prune": True}, True, ("glue/jobs", "glue/scripts")),
+    ({"watched": "glue/jobs"}, False, ("glue/jobs",)),
+    ({"watched": " glue/jobs , glue/scripts,"}, False, ("glue/jobs", "glue/scripts")),
+    ({"watched": ["glue/jobs", "etl"]}, False, ("glue/jobs", "etl")),
+])
+def test_user_parameters_booleans_and_lists(params: dict, prune: bool, watched: tuple[str, ...]) -> None:
+    s = DeploySettings.from_user_parameters(json.dumps({"bucket": "b", "repository": "r", **params}))
+    assert (s.prune, s.watched) == (prune, watched)
+
+
+@pytest.mark.parametrize(("params", "fragment"), [
+    ({"prune": "yes"}, "field 'prune': 'yes' is not one of"),
+    ({"prune": "True"}, "field 'prune': 'True' is not one of"),
+    ({"prune": 1}, "field 'prune': must be of type boolean or string, got 1"),
+    ({"watched": ""}, "field 'watched': '' does not match"),
+    ({"watched": " , "}, "field 'watched': ' , ' does not match"),
+    ({"watched": []}, "field 'watched': has fewer than 1 item(s)"),
+    ({"watched": "glue/jobs,/abs"}, "field 'watched.1': '/abs' does not match"),
+    ({"watched": [3]}, "field 'watched.0': must be of type string"),
+    ({"bucket": "s3://b"}, "field 'bucket': 's3://b' does not match"),
+    ({"source": "svn"}, "field 'source': 'svn' is not one of ['codecommit', 'zip', 'git']"),
+    ({"Prune": True}, "field 'Prune': is not a known field (known: branch, bucket, owner, prune,"),
+])
+def test_bad_user_parameters_name_the_key(params: dict, fragment: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        DeploySettings.from_user_parameters({"bucket": "b", "repository": "r", **params}, "job-1")
+    text = str(info.value)
+    assert text.startswith("CodePipeline job job-1: UserParameters has 1 problem(s):") and fragment in text, text
+    assert "user_parameters.schema.json" in text
+    # jsonschema agrees the document is invalid, except where the code checks the split string itself
+    if params != {"watched": "glue/jobs,/abs"}:
+        assert list(jsonschema.Draft202012Validator(user_parameters_schema()).iter_errors(
+            {"bucket": "b", "repository": "r", **params}))
+
+
+def test_user_parameters_schema_is_valid_shipped_and_documented() -> None:
+    jsonschema.Draft202012Validator.check_schema(user_parameters_schema())
+    root = Path(__file__).parents[2]
+    docs = root / "docs" / "cicd-user-parameters.schema.json"
+    assert json.loads(docs.read_text()) == user_parameters_schema(), "docs copy of the schema is out of date"
+    assert "cicd-user-parameters.schema.json" in (root / "docs" / "cicd.md").read_text()
+    from pipekit.deploy.package import MODULES
+
+    assert "deploy/user_parameters.schema.json" in MODULES
+
+
+_param_values = st.one_of(st.none(), st.booleans(), st.integers(-1, 2), st.sampled_from(
+    ["true", "false", "yes", "", " , ", "b", "s3://b", "glue/jobs", "glue/jobs,glue/scripts", "/abs", "zip",
+     "codecommit", "scripts/", "/p/q", "p"]), st.lists(st.sampled_from(["glue/jobs", "", "/a", " x"]), max_size=2))
+_params = st.dictionaries(st.sampled_from([*sorted(user_parameters_schema()["properties"]), "bogus"]),
+                          _param_values, max_size=6)
+
+
+@settings(max_examples=300, deadline=None)
+@given(doc=_params)
+def test_validator_agrees_with_jsonschema_on_user_parameters(doc: dict) -> None:
+    ours = list(_jsonschema.iter_errors(doc, user_parameters_schema()))
+    theirs = list(jsonschema.Draft202012Validator(user_parameters_schema()).iter_errors(doc))
+    assert bool(ours) == bool(theirs), (ours, [e.message for e in theirs])
 
 
 def test_non_pipeline_event_is_a_config_error() -> None:

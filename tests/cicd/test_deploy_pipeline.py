@@ -341,10 +341,12 @@ def test_removed_config_orphans_the_job_and_prune_deletes_it(glue_repo: GlueRepo
     run = _push_and_run(glue_repo, handler, {"glue/jobs/old.json": None})
     assert run.status == "Succeeded" and "orphaned old" in run.message, run.message
     assert glue.get_job("old") is not None  # left in place by default
-    glue_repo.commit({"glue/jobs/keep.json": job_config(run_after_deploy=False, timeout_minutes=11)})
-    # the orphan is not in this diff, so only a diff that removes a config reports it; prune on removal:
-    glue_repo.commit({"glue/jobs/gone.json": job_config(run_after_deploy=False)})
-    _push_and_run(glue_repo, handler, {}, prune=True)
-    run = _push_and_run(glue_repo, handler, {"glue/jobs/gone.json": None}, prune=True)
-    assert run.status == "Succeeded" and "deleted gone" in run.message, run.message
-    assert glue.get_job("gone") is None and glue.get_job("keep") is not None
+    # still an orphan in later deploys, whose diffs do not mention it
+    run = _push_and_run(glue_repo, handler, {"glue/jobs/keep.json": job_config(run_after_deploy=False,
+                                                                                 timeout_minutes=11)})
+    assert "updated keep" in run.message and "orphaned old" in run.message, run.message
+    run = _push_and_run(glue_repo, handler, {"glue/jobs/keep.json": None,
+                                             "glue/jobs/new.json": job_config(run_after_deploy=False)}, prune=True)
+    assert run.status == "Succeeded" and "created new" in run.message, run.message
+    assert "deleted keep" in run.message and "deleted old" in run.message, run.message
+    assert glue.get_job("old") is None and glue.get_job("keep") is None and glue.get_job("new") is not None

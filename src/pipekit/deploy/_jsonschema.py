@@ -1,8 +1,8 @@
-"""A small JSON Schema validator for the keywords pipekit's job-config schema uses.
+"""A small JSON Schema validator for the keywords pipekit's published schemas use (job config, UserParameters).
 
 Why not ``jsonschema``: the deploy Lambda must run on the bare Lambda runtime (boto3 only), and
 ``jsonschema`` pulls in compiled dependencies. Tests check this validator agrees with ``jsonschema``
-on the published schema. Unsupported keywords raise, so the schema cannot silently outgrow it.
+on both published schemas. Unsupported keywords raise, so the schema cannot silently outgrow it.
 """
 
 from __future__ import annotations
@@ -23,14 +23,23 @@ _TYPES: dict[str, tuple[type, ...]] = {
 _SUPPORTED = {
     "$schema", "$id", "title", "description", "default", "type", "properties", "required",
     "additionalProperties", "propertyNames", "enum", "minimum", "maximum", "minLength", "maxLength",
-    "pattern", "items", "maxItems", "maxProperties",
+    "pattern", "items", "minItems", "maxItems", "maxProperties", "examples",
 }
 
 
-def _type_ok(value: Any, name: str) -> bool:
+def _type_ok(value: Any, name: str | list[str]) -> bool:
+    if isinstance(name, list):  # "type": ["array", "string"]: any one of them
+        return any(_type_ok(value, n) for n in name)
     if isinstance(value, bool) and name in ("integer", "number"):
         return False  # JSON Schema: true is not a number
     return isinstance(value, _TYPES[name])
+
+
+def _same(a: Any, b: Any) -> bool:
+    """JSON equality for ``enum``: unlike Python's ``==``, ``true`` is not ``1``."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool) and a is b
+    return bool(a == b)
 
 
 def _describe(value: Any) -> str:
@@ -46,9 +55,10 @@ def iter_errors(instance: Any, schema: Mapping[str, Any], path: tuple[str | int,
         raise NotImplementedError(f"schema keywords not supported by pipekit's validator: {sorted(unknown)}")
     expected = schema.get("type")
     if expected is not None and not _type_ok(instance, expected):
-        yield path, f"must be of type {expected}, got {_describe(instance)}"
+        names = " or ".join(expected) if isinstance(expected, list) else expected
+        yield path, f"must be of type {names}, got {_describe(instance)}"
         return
-    if "enum" in schema and instance not in schema["enum"]:
+    if "enum" in schema and not any(_same(instance, e) for e in schema["enum"]):
         yield path, f"{_describe(instance)} is not one of {schema['enum']}"
     if isinstance(instance, (int, float)) and not isinstance(instance, bool):
         if "minimum" in schema and instance < schema["minimum"]:
@@ -63,6 +73,8 @@ def iter_errors(instance: Any, schema: Mapping[str, Any], path: tuple[str | int,
         if "pattern" in schema and not re.search(schema["pattern"], instance):
             yield path, f"{_describe(instance)} does not match {schema['pattern']!r}"
     if isinstance(instance, list):
+        if "minItems" in schema and len(instance) < schema["minItems"]:
+            yield path, f"has fewer than {schema['minItems']} item(s)"
         if "maxItems" in schema and len(instance) > schema["maxItems"]:
             yield path, f"has more than {schema['maxItems']} items"
         if "items" in schema:

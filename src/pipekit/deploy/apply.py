@@ -7,6 +7,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipekit.aws import glue
+from pipekit.aws._calls import call
+from pipekit.aws._client import client
+from pipekit.deploy.config import OWNER_TAG
 from pipekit.deploy.plan import Change, ChangeKind, CurrentJob
 from pipekit.errors import DeployError
 
@@ -23,6 +26,22 @@ def read_current(names: Iterable[str], *, session: Any | None = None) -> dict[st
             arn_prefix = glue.job_arn("", session=session)
         current[name] = CurrentJob(name, job, glue.get_tags(arn_prefix + name, session=session))
     return current
+
+
+def owned_job_names(owner: str, *, session: Any | None = None) -> list[str]:
+    """Names of the Glue jobs tagged ``pipekit:owner=<owner>`` (ListJobs with a tag filter, every page)."""
+    glue_client = client("glue", session)
+    names: list[str] = []
+    token: str | None = None
+    while True:
+        kwargs: dict[str, Any] = {"Tags": {OWNER_TAG: owner}, "MaxResults": 1000}
+        if token:
+            kwargs["NextToken"] = token
+        page = call(glue_client.list_jobs, f"Glue jobs tagged {OWNER_TAG}={owner} (ListJobs)", **kwargs)
+        names.extend(page.get("JobNames", []))
+        token = page.get("NextToken")
+        if not token:
+            return sorted(set(names))
 
 
 @dataclass

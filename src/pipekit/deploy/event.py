@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
 from typing import Any
 
+from pipekit.deploy._jsonschema import iter_errors
 from pipekit.deploy.config import WATCHED_DIRS
 from pipekit.errors import ConfigError
-
-SOURCES = ("codecommit", "zip", "git")
 
 
 @dataclass(frozen=True)
@@ -102,7 +103,9 @@ class DeploySettings:
 
     @classmethod
     def from_user_parameters(cls, params: str | Mapping[str, Any], job_id: str = "") -> DeploySettings:
-        """Parse and validate UserParameters (JSON text or a dict): ``bucket`` required, ``repository`` for codecommit."""
+        """Parse UserParameters (JSON text or a dict) against ``user_parameters.schema.json``; raise ConfigError
+        naming every bad or unknown key. ``prune`` takes JSON booleans or "true"/"false"; ``watched`` a list
+        or a comma-separated string."""
         where = f"CodePipeline job {job_id}: UserParameters" if job_id else "UserParameters"
         if isinstance(params, str):
             try:
@@ -111,32 +114,62 @@ class DeploySettings:
                 raise ConfigError(f"{where} is not valid JSON ({exc.msg} at column {exc.colno}).",
                                   hint="Set the action's UserParameters to a JSON object.") from exc
         if not isinstance(params, Mapping):
-            raise ConfigError(f"{where} must be a JSON object.")
-        known = {"bucket", "owner", "source", "repository", "branch", "scripts_prefix", "state_prefix",
-                 "watched", "prune"}
-        unknown = sorted(set(params) - known)
-        if unknown:
-            raise ConfigError(f"{where} has unknown keys {unknown}.", hint=f"Known keys: {sorted(known)}.")
-        if not params.get("bucket"):
-            raise ConfigError(f"{where} needs 'bucket' (where scripts go: s3://BUCKET/scripts/).")
-        source = params.get("source", "codecommit")
-        if source not in SOURCES:
-            raise ConfigError(f"{where}: 'source' is {source!r}; use one of {list(SOURCES)}.")
-        repository = params.get("repository")
-        if source == "codecommit" and not repository:
-            raise ConfigError(f"{where} needs 'repository' for the codecommit source.")
-        owner = params.get("owner") or repository
-        if not owner:
-            raise ConfigError(f"{where} needs 'owner' (the value of the pipekit:owner tag) or 'repository'.")
-        prefix = params.get("scripts_prefix", "scripts/")
+            raise ConfigError(f"{where} must be a JSON object, got {type(params).__name__}.",
+                              hint=_SCHEMA_HINT)
+        doc = dict(params)
+        problems = [_problem(p, msg) for p, msg in iter_errors(doc, user_parameters_schema())]
+        source = str(doc.get("source", "codecommit"))
+        watched_dirs = WATCHED_DIRS
+        if not problems:  # the checks the schema cannot express, on a document of the right shape
+            watched_dirs, more = _watched(doc.get("watched", list(WATCHED_DIRS)))
+            problems += more
+            if source == "codecommit" and not doc.get("repository"):
+                problems.append("field 'repository': is required for the codecommit source")
+            if not (doc.get("owner") or doc.get("repository")):
+                problems.append("field 'owner': is required (the value of the pipekit:owner tag) when there "
+                                "is no 'repository'")
+        if problems:
+            lines = "\n".join(f"  - {p}" for p in problems)
+            raise ConfigError(f"{where} has {len(problems)} problem(s):\n{lines}", hint=_SCHEMA_HINT)
+        prefix = str(doc.get("scripts_prefix", "scripts/"))
         return cls(
-            bucket=str(params["bucket"]),
-            owner=str(owner),
+            bucket=str(doc["bucket"]),
+            owner=str(doc.get("owner") or doc["repository"]),
             source=source,
-            repository=repository,
-            branch=str(params.get("branch", "main")),
+            repository=doc.get("repository"),
+            branch=str(doc.get("branch", "main")),
             scripts_prefix=prefix if prefix.endswith("/") else prefix + "/",
-            state_prefix=str(params.get("state_prefix", "")).rstrip("/"),
-            watched=tuple(params.get("watched", WATCHED_DIRS)),
-            prune=bool(params.get("prune", False)),
+            state_prefix=str(doc.get("state_prefix", "")).rstrip("/"),
+            watched=watched_dirs,
+            prune=doc.get("prune") is True or doc.get("prune") == "true",
         )
+
+
+_SCHEMA_HINT = ("The keys and their types are in pipekit/deploy/user_parameters.schema.json "
+                "(docs/cicd-user-parameters.schema.json, described in docs/cicd.md).")
+
+
+@cache
+def user_parameters_schema() -> dict[str, Any]:
+    """The published JSON Schema of the deploy action's UserParameters (``pipekit/deploy/user_parameters.schema.json``)."""
+    text = resources.files("pipekit.deploy").joinpath("user_parameters.schema.json").read_text("utf-8")
+    loaded: dict[str, Any] = json.loads(text)
+    return loaded
+
+
+def _problem(path: tuple[str | int, ...], message: str) -> str:
+    """``field 'prune': 'yes' is not one of [...] (<what the field is, from the schema>)``."""
+    if not path:
+        return message
+    about = user_parameters_schema()["properties"].get(path[0], {}).get("description")
+    return f"field '{'.'.join(str(p) for p in path)}': {message}" + (f" ({about})" if about else "")
+
+
+def _watched(value: str | list[str]) -> tuple[tuple[str, ...], list[str]]:
+    """The watched directories from a list or a comma-separated string, and the problems with them."""
+    if isinstance(value, list):
+        return tuple(value), []
+    dirs = [d.strip() for d in value.split(",") if d.strip()]
+    item_schema = user_parameters_schema()["properties"]["watched"]["items"]
+    problems = [_problem(p, msg) for i, d in enumerate(dirs) for p, msg in iter_errors(d, item_schema, ("watched", i))]
+    return tuple(dirs), problems

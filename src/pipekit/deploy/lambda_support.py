@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+import random
 import tempfile
 import threading
 import time
@@ -15,18 +16,25 @@ from pathlib import Path
 from typing import Any
 
 from pipekit.aws import codecommit, codepipeline
+from pipekit.aws._calls import code_of
 from pipekit.aws._client import client
 from pipekit.deploy import _s3
 from pipekit.deploy.config import JobConfigError
 from pipekit.deploy.event import DeploySettings, PipelineJob
 from pipekit.deploy.pipeline import FAILED, IN_PROGRESS, DeployTimeout, GlueRunFailed, Outcome
 from pipekit.deploy.sources import CodeCommitSource, GitSource, S3ManifestStore, Source, ZipSource
-from pipekit.errors import AwsError, DeployError, PipekitError
+from pipekit.errors import AwsError, DeployError, PipekitError, ThrottledError
 
 log = logging.getLogger("pipekit.deploy")
 
 #: Stop starting new steps when less than this is left; the watchdog fires at half of it.
 SAFETY_MARGIN_MS = 20_000
+#: PutJob*Result attempts and backoff (full jitter, capped): reporting is worth retrying longer than other calls.
+RESULT_ATTEMPTS = 8
+RESULT_BASE_DELAY_S = 0.5
+RESULT_MAX_DELAY_S = 8.0
+#: Stop retrying a success while this much time is left, to report failure instead before the Lambda ends.
+RESULT_RESERVE_MS = 5_000
 
 
 def _artifact_bytes(job: PipelineJob, *, session: Any | None) -> bytes:
@@ -73,13 +81,29 @@ def make_source(job: PipelineJob, settings: DeploySettings, *, session: Any | No
     return GitSource(workdir, job.revision)
 
 
-class Reporter:
-    """Reports a CodePipeline job's result exactly once, from whichever thread gets there first."""
+class ResultNotSent(DeployError):
+    """Neither the result nor a failure could be reported to CodePipeline."""
 
-    def __init__(self, job_id: str, *, session: Any | None = None) -> None:
+
+class Reporter:
+    """Reports a CodePipeline job's result exactly once, from whichever thread gets there first.
+
+    The thread that claims the job sends its result, retrying throttling with capped backoff for as
+    long as the invocation has time: an unreported job hangs the pipeline until the action times out.
+    If a success (or progress report) cannot be sent, the same thread reports failure saying what was
+    done. No thread sends a result after another one's was sent, and ``InvalidJobStateException``
+    (the job already has a result, e.g. a retried Lambda) counts as sent.
+    """
+
+    def __init__(self, job_id: str, *, session: Any | None = None,
+                 remaining_ms: Callable[[], int] | None = None,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
         self.job_id = job_id
         self.session = session
+        self.remaining_ms = remaining_ms
+        self.sleep = sleep
         self._lock = threading.Lock()
+        #: The result this job has or is being given: succeeded, in_progress or failed (None: not yet).
         self.reported: str | None = None
 
     def _claim(self, what: str) -> bool:
@@ -94,21 +118,74 @@ class Reporter:
         """Report ``outcome`` (success, success with continuation token, or failure)."""
         if outcome.status == FAILED:
             self.failure(outcome.summary)
-        elif self._claim(outcome.status):
-            try:
-                codepipeline.put_job_success(
-                    self.job_id, outcome.summary, continuation_token=outcome.continuation_token,
-                    percent_complete=50 if outcome.status == IN_PROGRESS else 100, session=self.session)
-            except BaseException:
-                self.reported = None  # not reported after all: let the failure path report
-                raise
-            log.info("job %s: %s: %s", self.job_id, outcome.status, outcome.summary)
+            return
+        if not self._claim(outcome.status):
+            return
+        try:
+            self._send("PutJobSuccessResult", lambda: codepipeline.put_job_success(
+                self.job_id, outcome.summary, continuation_token=outcome.continuation_token,
+                percent_complete=50 if outcome.status == IN_PROGRESS else 100, attempts=1, session=self.session),
+                reserve_ms=RESULT_RESERVE_MS)
+        except Exception as exc:
+            # CodePipeline does not have the success: the claim is still ours, so report failure instead.
+            log.error("job %s: could not report %s: %s", self.job_id, outcome.status, exc)
+            self.reported = FAILED
+            self._send_failure(_unsent(outcome, exc))
+            return
+        log.info("job %s: %s: %s", self.job_id, outcome.status, outcome.summary)
 
     def failure(self, message: str) -> None:
         """Report failure with ``message``."""
         if self._claim(FAILED):
             log.error("job %s failed: %s", self.job_id, message)
-            codepipeline.put_job_failure(self.job_id, message, session=self.session)
+            self._send_failure(message)
+
+    def _send_failure(self, message: str) -> None:
+        try:
+            self._send("PutJobFailureResult", lambda: codepipeline.put_job_failure(
+                self.job_id, message, attempts=1, session=self.session), reserve_ms=0)
+        except Exception as exc:
+            self.reported = None  # nothing reached CodePipeline: leave the job to whoever can still report
+            raise ResultNotSent(f"CodePipeline job {self.job_id}: no result could be reported ({exc}); "
+                                f"the failure was: {message}",
+                                hint="The Lambda fails so that its retry (or the action timeout) ends the job.") \
+                from exc
+
+    def _send(self, what: str, send: Callable[[], None], *, reserve_ms: int) -> None:
+        """Call ``send`` until it goes through; retry throttling while more than ``reserve_ms`` would be left."""
+        started = time.monotonic()
+        for attempt in range(1, RESULT_ATTEMPTS + 1):
+            try:
+                send()
+                return
+            except AwsError as err:
+                if code_of(err) == "InvalidJobStateException":
+                    log.warning("job %s already has a result; %s not sent: %s", self.job_id, what, err)
+                    return
+                if not err.retryable:
+                    raise
+                delay = random.uniform(0, min(RESULT_MAX_DELAY_S, RESULT_BASE_DELAY_S * 2 ** (attempt - 1)))
+                out_of_time = (self.remaining_ms is not None
+                               and self.remaining_ms() - delay * 1000 < reserve_ms)
+                if attempt == RESULT_ATTEMPTS or out_of_time:
+                    raise ThrottledError(
+                        f"CodePipeline job {self.job_id} ({what}): still throttled after {attempt} attempt(s) "
+                        f"over {time.monotonic() - started:.0f}s.",
+                        hint="Raise the CodePipeline API quota, or retry the stage later.") from err
+                log.warning("job %s: %s throttled (attempt %d of %d); retrying in %.1fs", self.job_id, what,
+                            attempt, RESULT_ATTEMPTS, delay)
+                self.sleep(delay)
+
+
+def _unsent(outcome: Outcome, exc: BaseException) -> str:
+    """The failure to report when CodePipeline did not accept ``outcome``: what was done, and what to do."""
+    reason = f"{type(exc).__name__}: {exc}" if not isinstance(exc, PipekitError) else str(exc)
+    if outcome.status == IN_PROGRESS:
+        return (f"Glue runs are going, but CodePipeline did not accept the progress report ({reason}). "
+                f"{outcome.summary}. Retry the stage: the new job resumes the recorded runs and starts none "
+                "twice.")
+    return (f"The deployment finished and is recorded, but CodePipeline did not accept the success result "
+            f"({reason}). {outcome.summary} Retry the stage: it finds the revision deployed and succeeds at once.")
 
 
 def failure_message(exc: BaseException) -> str:
@@ -136,9 +213,14 @@ class Deadline:
         self.margin_ms = SAFETY_MARGIN_MS if margin_ms is None else margin_ms
         self.step = "starting"
         self._timer: threading.Timer | None = None
+        #: Set when the watchdog has fired: the job is reported failed, so no further step may start.
+        self.fired = threading.Event()
 
     def check(self, step: str) -> None:
-        """Raise DeployTimeout instead of starting ``step`` when too little time is left."""
+        """Raise DeployTimeout instead of starting ``step`` when too little time is left or the watchdog fired."""
+        if self.fired.is_set():
+            raise DeployTimeout(f"the watchdog already reported this job as failed; '{step}' not started.",
+                                hint="Raise the Lambda timeout; the next run resumes idempotently.")
         self.step = step
         left = self.remaining_ms()
         if left < self.margin_ms:
@@ -151,6 +233,7 @@ class Deadline:
         started = time.monotonic()
 
         def fire() -> None:
+            self.fired.set()  # first, so the main thread starts nothing more while the failure is sent
             on_expiry(f"Lambda about to time out: still in step '{self.step}' after "
                       f"{time.monotonic() - started:.0f}s; reported failure instead of hanging. "
                       "Re-run the stage; deployment is idempotent.")

@@ -14,13 +14,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipekit.aws import glue, ssm
+from pipekit.aws._calls import code_of
 from pipekit.deploy import _s3
-from pipekit.deploy.apply import apply, read_current
+from pipekit.deploy.apply import apply, owned_job_names, read_current
 from pipekit.deploy.config import JOBS_DIR, SCRIPTS_DIR, is_config_path, job_name_for, load_configs
 from pipekit.deploy.event import DeploySettings
-from pipekit.deploy.plan import ChangeKind, DesiredJob, plan
+from pipekit.deploy.plan import Change, ChangeKind, DesiredJob, plan
 from pipekit.deploy.sources import Source, watched
-from pipekit.errors import DeployError
+from pipekit.errors import AwsError, DeployError
 
 log = logging.getLogger("pipekit.deploy")
 
@@ -59,8 +60,8 @@ def run(
 ) -> Outcome:
     """Deploy ``source.revision``; see the module docstring. Raises PipekitError subclasses on failure."""
     if continuation_token:
-        state = json.loads(continuation_token)
-        if state.get("revision") != source.revision:
+        state = _read_token(continuation_token)
+        if state["revision"] != source.revision:
             raise DeployError(f"continuation token is for revision {_short(state.get('revision'))}, but this "
                               f"job deploys {_short(source.revision)}")
         # The SSM record knows runs not started yet (an earlier invocation ran short of time).
@@ -86,19 +87,31 @@ def run(
     changes = watched(source.changes(since), settings.watched)
     log.info("revision %s vs %s: %d watched change(s)", _short(revision), _short(since), len(changes))
     if not changes:
+        # Nothing to deploy, but an owned job may have lost its config in a commit that never deployed.
+        configured = {job_name_for(p) for p in source.list_files(JOBS_DIR) if is_config_path(p)}
+        orphans, note = _orphan_candidates(settings, configured, set(), session=session)
+        summary = (f"No files under {', '.join(settings.watched)} changed between {_short(since)} and "
+                   f"{_short(revision)}; nothing to deploy")
+        plan_report: dict[str, list[str]] = {}
+        if orphans:
+            check_time("reconcile")
+            steps = plan([], read_current(orphans, session=session), owner=settings.owner)
+            report = apply(steps, prune=settings.prune, session=session,
+                           on_change=lambda c: check_time(f"apply {c.kind.value} {c.job_name}"))
+            plan_report = report.as_dict()
+            summary += "; " + _describe(steps, report.deleted)
         _mark_deployed(settings, source, session=session)
-        return Outcome(SUCCEEDED, f"No files under {', '.join(settings.watched)} changed between {_short(since)} "
-                                  f"and {_short(revision)}; nothing to deploy.",
-                       details={"revision": revision, "since": since, "changed": []})
+        return Outcome(SUCCEEDED, summary + (f"; {note}" if note else "") + ".",
+                       details={"revision": revision, "since": since, "changed": [], "plan": plan_report})
 
     check_time("validate")
     config_paths = [p for p in source.list_files(JOBS_DIR) if is_config_path(p)]
     scripts = set(source.list_files(SCRIPTS_DIR))
     configs = load_configs({p: source.read(p) for p in config_paths}, known_files=scripts)
 
-    check_time("upload scripts")
     uploaded = []
     for script in sorted({c.script for c in configs}):
+        check_time(f"upload {script}")
         key = f"{settings.scripts_prefix}{script}"
         if _s3.sync_bytes(settings.bucket, key, source.read(f"{SCRIPTS_DIR}/{script}"), session=session):
             uploaded.append(f"s3://{settings.bucket}/{key}")
@@ -108,9 +121,12 @@ def run(
     removed = {job_name_for(c.path) for c in changes if c.status == "D" and is_config_path(c.path)}
     desired = [DesiredJob.from_config(c, bucket=settings.bucket, owner=settings.owner,
                                       prefix=settings.scripts_prefix) for c in configs]
-    current = read_current([d.name for d in desired] + sorted(removed), session=session)
+    orphans, note = _orphan_candidates(settings, {d.name for d in desired}, removed, session=session)
+    current = read_current([d.name for d in desired] + sorted(orphans), session=session)
     steps = plan(desired, current, owner=settings.owner)
-    report = apply(steps, prune=settings.prune, session=session)
+    # Checked before each job: once the watchdog has reported, or time is short, nothing more changes.
+    report = apply(steps, prune=settings.prune, session=session,
+                   on_change=lambda c: check_time(f"apply {c.kind.value} {c.job_name}"))
     for step in steps:
         log.info("%s", step.describe())
 
@@ -119,8 +135,7 @@ def run(
     state = {"revision": revision, "to_run": to_run, "runs": {},
              "run_arguments": {c.name: dict(c.run_arguments) for c in configs if c.name in to_run},
              "plan": report.as_dict(), "uploaded": uploaded,
-             "changes": "; ".join(f"deleted {c.job_name}" if c.job_name in report.deleted else c.short()
-                                  for c in steps if c.kind is not ChangeKind.UNCHANGED)}
+             "changes": _describe(steps, report.deleted) + (f"; {note}" if note else "")}
     return _start_and_monitor(settings, source, state, session=session, check_time=check_time)
 
 
@@ -204,11 +219,78 @@ class GlueRunFailed(DeployError):
                          hint="Fix the job and push a new commit; the job definitions were deployed.")
 
 
+def _describe(steps: list[Change], deleted: list[str]) -> str:
+    """``created a; updated b (...); orphaned c (...)``: the steps that did something, for the summary."""
+    return "; ".join(f"deleted {c.job_name}" if c.job_name in deleted else c.short()
+                     for c in steps if c.kind is not ChangeKind.UNCHANGED)
+
+
+def _orphan_candidates(settings: DeploySettings, configured: set[str], removed: set[str], *,
+                       session: Any | None) -> tuple[set[str], str]:
+    """Jobs tagged as owned by this repository with no config at this revision, and a note when that
+    could only be checked among the configs this diff deletes (``removed``)."""
+    try:
+        owned = set(owned_job_names(settings.owner, session=session))
+    except AwsError as err:
+        if code_of(err) not in ("AccessDeniedException", "AccessDenied"):
+            raise
+        log.warning("cannot list the jobs owned by %s: %s", settings.owner, err)
+        return removed - configured, ("orphans were looked for only among the configs this diff deletes: "
+                                      "the Lambda role lacks glue:ListJobs")
+    return owned - configured, ""
+
+
+#: How much of an unreadable continuation token a failure message shows.
+TOKEN_SHOWN = 80
+_JSON_TYPES = {list: "an array", str: "a string", int: "a number", float: "a number", bool: "a boolean",
+               type(None): "null"}
+
+
+def _read_token(token: str) -> dict[str, Any]:
+    """The state in a continuation token this deployment wrote; DeployError naming the token otherwise."""
+    problem: str | None
+    try:
+        state = json.loads(token)
+    except json.JSONDecodeError as exc:
+        problem = f"is not JSON ({exc.msg} at character {exc.pos})"
+    else:
+        problem = _token_problem(state)
+    if problem is None:
+        return dict(state)
+    shown = repr(token[:TOKEN_SHOWN]) + (f"... ({len(token)} characters)" if len(token) > TOKEN_SHOWN else "")
+    raise DeployError(
+        f"The continuation token {shown} {problem}: it is not a token this deployment wrote, so this "
+        "invocation cannot tell which Glue runs to check. Nothing was changed.",
+        hint="Release the change again (Release change in the CodePipeline console, or Retry on this stage): "
+             "the new job carries no token and resumes the runs recorded for this revision, never starting "
+             "one twice.")
+
+
+def _token_problem(state: Any) -> str | None:
+    if not isinstance(state, dict):
+        return f"is JSON but {_JSON_TYPES.get(type(state), type(state).__name__)}, not an object"
+    if not isinstance(state.get("revision"), str) or not state["revision"]:
+        return "has no 'revision'"
+    runs = state.get("runs", {})
+    if not isinstance(runs, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in runs.items()):
+        return "has a 'runs' entry that is not a map of job name to run id"
+    return None
+
+
 def _recorded(settings: DeploySettings, revision: str, *, session: Any | None) -> dict[str, Any] | None:
     """The runs recorded in SSM for ``revision`` (None if the record is for another revision)."""
     raw = ssm.get_parameter(settings.runs_parameter, session=session)
-    state = json.loads(raw) if raw else None
-    return state if state and state.get("revision") == revision else None
+    if not raw:
+        return None
+    try:
+        state = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise DeployError(
+            f"SSM parameter {settings.runs_parameter} (the Glue runs started for the revision being deployed) "
+            f"does not hold JSON: {exc.msg} at character {exc.pos}.",
+            hint=f"Check no run of this revision is still going, delete the parameter (aws ssm delete-parameter "
+                 f"--name {settings.runs_parameter}) and release the change again.") from exc
+    return state if isinstance(state, dict) and state.get("revision") == revision else None
 
 
 def _mark_deployed(settings: DeploySettings, source: Source, *, session: Any | None) -> None:

@@ -16,7 +16,7 @@ class ChangeKind(enum.Enum):
     CREATE = "create"
     UPDATE = "update"
     UNCHANGED = "unchanged"
-    #: Owned by this repository but its config is gone: reported, deleted only with ``prune``.
+    #: Owned by this repository but no config names it: reported, deleted only with ``prune``.
     ORPHAN = "orphan"
     #: The repository wants a job that exists but is not owned by it: never touched, the plan fails.
     CONFLICT = "conflict"
@@ -179,7 +179,8 @@ def plan(desired: Iterable[DesiredJob], current: Mapping[str, CurrentJob], *, ow
         changes.append(Change(kind, name, want, diffs, add, remove))
     for name, have in current.items():
         if name not in wanted and have.owner == owner:
-            changes.append(Change(ChangeKind.ORPHAN, name, reason="its config was removed; left in place"))
+            changes.append(Change(ChangeKind.ORPHAN, name,
+                                  reason="no config for it at this revision; left in place"))
     return sorted(changes, key=lambda c: c.job_name)
 
 

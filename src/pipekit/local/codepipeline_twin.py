@@ -2,7 +2,8 @@
 
 moto has no job-result operations. The twin keeps each job as JSON under
 ``<state_dir>/codepipeline/jobs/<job-id>.json`` and answers PutJobSuccessResult (with or without a
-continuationToken), PutJobFailureResult and GetJobDetails like AWS. Two twin-only targets, not part
+continuationToken), PutJobFailureResult and GetJobDetails like AWS, including a job's one-result rule
+(a second result is ``InvalidJobStateException``). Two twin-only targets, not part
 of any AWS API, let the simulator register jobs and read their results:
 ``CodePipeline_20150709.PipekitCreateJob`` and ``CodePipeline_20150709.PipekitGetJob``.
 
@@ -31,7 +32,6 @@ from pipekit.local.server import TwinContext, TwinFault, operation
 
 _T = "CodePipeline_20150709."
 _LOCK = threading.Lock()
-_DONE = ("Succeeded", "Failed")
 
 
 def _jobs_dir(ctx: TwinContext) -> Path:
@@ -60,8 +60,13 @@ def _now() -> str:
 def _finish(ctx: TwinContext, body: dict[str, Any], status: str, result: dict[str, Any]) -> dict[str, Any]:
     with _LOCK:
         job = _load(ctx, body.get("jobId", ""))
-        if job["status"] in _DONE:
-            raise TwinFault("InvalidJobStateException", f"Job {job['id']} is already {job['status']}")
+        # A job takes one result, as in AWS. A success with a continuationToken is one too: CodePipeline
+        # carries the token to a new job, and this one is finished (its status stays InProgress here so
+        # that the simulator knows to invoke again).
+        if job["results"]:
+            raise TwinFault("InvalidJobStateException",
+                            f"Job {job['id']} already has a result ({job['results'][-1]['type']}); "
+                            "a job accepts one PutJobSuccessResult or PutJobFailureResult")
         job["status"] = status
         job["results"].append({**result, "at": _now()})
         _save(ctx, job)
