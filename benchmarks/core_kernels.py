@@ -1,6 +1,7 @@
 """Time pipekit.core's Arrow kernels on a seeded customers CSV (kernels only, CSV read timed apart).
 
 Usage: .venv/bin/python benchmarks/core_kernels.py --rows 1000000 [--threads 2] [--validate] [--csv PATH]
+       .venv/bin/python benchmarks/core_kernels.py --rows 1000000 --formula-guard
 Reads the whole CSV into Arrow batches first (timed apart), then runs validate (optional),
 normalize_batch and finalize_batch on each batch. Prints one JSON line: rows, seconds per stage,
 rows/s of the kernels. The CSV is generated (seeded)
@@ -89,7 +90,7 @@ def per_kernel(csv_path: Path, config: CleaningConfig, now: datetime) -> None:
         "  email_kernel (partial mask)": lambda: email_kernel(normalized.column("email")),
         "  parse_timestamps": lambda: parse_timestamps(normalized.column("timestamp")),
         "  hash_kernel (keyed HMAC, ~all values distinct)": lambda: hash_kernel(
-            normalized.column("email"), b"bench"
+            normalized.column("email"), b"bench-key-0123456789"
         ),
         "scan_pii (raw input, 4 columns)": lambda: scan_pii(table),
         "scan_pii (cleaned output, 5 columns)": lambda: scan_pii(cleaned),
@@ -108,6 +109,53 @@ def per_kernel(csv_path: Path, config: CleaningConfig, now: datetime) -> None:
     print(json.dumps({"rows": table.num_rows, "cpu_seconds_best_of_3": out}, indent=1))
 
 
+def formula_guard_bench(csv_path: Path, config: CleaningConfig, now: datetime) -> None:
+    """Best-of-5 wall milliseconds (and CPU) of the CSV formula guard alone, on the cleaned table and worse."""
+    from pipekit.core import formula_guard_kernel, guard_formulas
+    from pipekit.sample import write_customers_csv
+
+    convert = pacsv.ConvertOptions(
+        column_types={c: pa.string() for c in ("id", "name", "email", "timestamp")}
+    )
+    table = pacsv.read_csv(csv_path, convert_options=convert).combine_chunks()
+    cleaned, _ = finalize_batch(normalize_batch(table, config)[0], config, now=now)
+    # The tour's sample data (docs/cli.md): phone numbers such as "+1 (960) 886-3921" are guarded.
+    sample_path = csv_path.with_name(f"{csv_path.stem}_sample_customers.csv")
+    if not sample_path.exists():
+        write_customers_csv(sample_path, table.num_rows, seed=42)
+    sample = pacsv.read_csv(sample_path, parse_options=pacsv.ParseOptions(newlines_in_values=True),
+                            convert_options=pacsv.ConvertOptions(column_types={"id": pa.string()},
+                                                                 strings_can_be_null=False)).combine_chunks()  # fmt: skip
+    sample = sample.cast(pa.schema([(name, pa.string()) for name in sample.column_names]))
+    sample_cleaned, _ = finalize_batch(normalize_batch(sample, config)[0], config, now=now)
+    rng = np.random.default_rng(3)
+    # Worst realistic case: every value starts with a trigger character (the buffer pre-check always
+    # hits), half are negative numbers (left alone) and half formulas (guarded).
+    pool = np.array(["-12.5", "-3", "+1", "-0.25e3", "=HYPERLINK(x)", "@SUM(A1)", "-2+3+cmd", "+1 555 0100"])
+    hostile = pa.array(pool[rng.integers(0, len(pool), table.num_rows)].astype(str))
+    cases = {
+        f"guard_formulas, cleaned table ({cleaned.num_columns} columns, none formula-like)": lambda: guard_formulas(
+            cleaned
+        ),
+        "formula_guard_kernel, 1 column, all start with = + - @ (half numbers)": lambda: formula_guard_kernel(
+            hostile
+        ),
+        f"guard_formulas, cleaned pipekit.sample customers ({sample_cleaned.num_columns} columns)": lambda: (
+            guard_formulas(sample_cleaned)
+        ),
+    }
+    out = {}
+    for label, run in cases.items():
+        wall, cpu = float("inf"), float("inf")
+        for _ in range(5):
+            t, c = time.perf_counter(), time.process_time()
+            result = run()
+            wall, cpu = min(wall, time.perf_counter() - t), min(cpu, time.process_time() - c)
+        guarded = result[1] if isinstance(result[1], int) else sum(result[1].values())
+        out[label] = {"wall_ms": round(wall * 1000, 1), "cpu_ms": round(cpu * 1000, 1), "guarded": guarded}
+    print(json.dumps({"rows": table.num_rows, "best_of_5": out}, indent=1))
+
+
 def main() -> None:
     """Run the benchmark and print JSON."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -122,6 +170,9 @@ def main() -> None:
     parser.add_argument(
         "--threads", type=int, default=1, help="batches processed in parallel (kernels release the GIL)"
     )
+    parser.add_argument(
+        "--formula-guard", action="store_true", help="time the CSV formula guard alone (best of 5, ms)"
+    )
     args = parser.parse_args()
     csv_path = args.csv or Path(f"/tmp/pipekit_core_bench_{args.rows}.csv")
     if not csv_path.exists():
@@ -130,6 +181,9 @@ def main() -> None:
     now = datetime(2025, 1, 1, tzinfo=UTC)
     if args.per_kernel:
         per_kernel(csv_path, config, now)
+        return
+    if args.formula_guard:
+        formula_guard_bench(csv_path, config, now)
         return
     block = 1 << 24
     convert = pacsv.ConvertOptions(

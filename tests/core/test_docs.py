@@ -16,7 +16,7 @@ BLOCKS = re.findall(r"```python\n(.*?)```", DOC.read_text(encoding="utf-8"), re.
 def test_docs_example_runs(
     index: int, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setenv("PIPEKIT_MASK_KEY", "docs-test-key")
+    monkeypatch.setenv("PIPEKIT_MASK_KEY", "docs-test-key-0123456789")
     exec(compile(BLOCKS[index], f"docs/core.md[python block {index}]", "exec"), {"__name__": "docs_example"})
     out = capsys.readouterr().out
     # An example that prints must print something; the others check themselves with assert.

@@ -15,13 +15,18 @@ from hypothesis import strategies as st
 from pipekit.core import (
     CUSTOMER_POLICY,
     GLUE_CUSTOMER_POLICY,
+    MIN_KEY_BYTES,
     ColumnRule,
     MaskingPolicy,
     apply_policy,
+    check_key,
     column_key,
+    hash_kernel,
+    mask_column,
     mask_email,
     mask_table,
     partial_kernel,
+    resolve_key,
 )
 from pipekit.errors import ConfigError
 
@@ -51,7 +56,7 @@ def test_mask_email_hash_is_keyed_stable_and_normalised() -> None:
     first = mask_email("john.smith@example.com", mode="hash", key=KEY)
     assert HEX64.match(first)
     assert mask_email("  John.Smith@Example.com ", mode="hash", key=KEY) == first, "joinable across spellings"
-    assert mask_email("john.smith@example.com", mode="hash", key=b"other") != first
+    assert mask_email("john.smith@example.com", mode="hash", key=b"another-key-for-tests") != first
     assert mask_email("jane@example.com", mode="hash", key=KEY) != first
 
 
@@ -68,6 +73,42 @@ def test_hash_without_key_names_the_env_var(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.delenv("MY_KEY", raising=False)
     with pytest.raises(ConfigError, match="MY_KEY"):
         apply_policy(pd.DataFrame({"SSN": ["1"]}), policy)
+
+
+SHORT_KEY_CALLS = {
+    "env var": lambda: mask_email("a@b.co", mode="hash"),
+    "policy env var": lambda: apply_policy(pd.DataFrame({"SSN": ["1"]}), MaskingPolicy({"ssn": ColumnRule("hash")})),
+    "key= argument": lambda: mask_table(pa.table({"c": ["x"]}), MaskingPolicy({"c": ColumnRule("hash")}), key=b"a"),
+    "key= as text": lambda: resolve_key("a" * (MIN_KEY_BYTES - 1)),
+    "hash_kernel": lambda: hash_kernel(pa.array(["x"]), b"short"),
+    "mask_column": lambda: mask_column(pa.array(["x"]), ColumnRule("email", email_mode="hash"), key=b"short"),
+}
+
+
+@pytest.mark.parametrize("call", SHORT_KEY_CALLS.values(), ids=SHORT_KEY_CALLS.keys())
+def test_short_keys_are_refused_everywhere_a_key_is_read(call: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    # "a" came back from a 3-word dictionary: a key anyone can guess protects nothing.
+    monkeypatch.setenv("PIPEKIT_MASK_KEY", "a")
+    with pytest.raises(ConfigError, match=f"at least {MIN_KEY_BYTES}") as info:
+        call()  # type: ignore[operator]
+    assert "PIPEKIT_MASK_KEY" in str(info.value)
+    assert "secrets.token_hex(32)" in (info.value.hint or "")
+
+
+def test_short_key_message_names_the_variable_and_its_length_not_the_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MY_KEY", "hunter2")
+    with pytest.raises(ConfigError) as info:
+        resolve_key(None, "MY_KEY")
+    assert info.value.message.startswith("MY_KEY is 7 byte(s) long")
+    assert "export MY_KEY=$(python -c 'import secrets; print(secrets.token_hex(32))')" in (info.value.hint or "")
+    assert "hunter2" not in str(info.value)
+
+
+def test_a_key_of_min_length_is_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PIPEKIT_MASK_KEY", "k" * MIN_KEY_BYTES)
+    assert resolve_key(None) == b"k" * MIN_KEY_BYTES
+    assert check_key(b"\x00" * MIN_KEY_BYTES) == b"\x00" * MIN_KEY_BYTES
+    assert HEX64.match(mask_email("a@b.co", mode="hash"))
 
 
 def test_unknown_email_mode_is_a_config_error() -> None:

@@ -146,7 +146,7 @@ def test_hash_policy_without_key_fails_before_any_output(
     config = CleaningConfig(policy=MaskingPolicy({"email": ColumnRule("email", email_mode="hash")}))
     with pytest.raises(ConfigError, match="PIPEKIT_MASK_KEY"):
         clean_dataframe(messy_customers, config, now=NOW)
-    out, _ = clean_dataframe(messy_customers, config, now=NOW, key=b"k")
+    out, _ = clean_dataframe(messy_customers, config, now=NOW, key=b"pipeline-test-key-0123")
     assert out["email"].str.len().eq(64).all()
 
 

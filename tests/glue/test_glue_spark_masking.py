@@ -147,6 +147,9 @@ def test_hash_policy_reads_the_key_from_the_environment(spark, monkeypatch: pyte
     monkeypatch.delenv("PIPEKIT_TEST_SPARK_KEY", raising=False)
     with pytest.raises(ConfigError, match="PIPEKIT_TEST_SPARK_KEY"):
         apply_policy_spark(frame, policy, detect_pii=False)
+    monkeypatch.setenv("PIPEKIT_TEST_SPARK_KEY", "a")
+    with pytest.raises(ConfigError, match="PIPEKIT_TEST_SPARK_KEY is 1 byte"):
+        apply_policy_spark(frame, policy, detect_pii=False)
     monkeypatch.setenv("PIPEKIT_TEST_SPARK_KEY", KEY.decode())
     masked, _ = apply_policy_spark(frame, policy, detect_pii=False)
     assert masked.first()["v"] == mask_column(pa.array(["x"]), ColumnRule("hash"), key=KEY)[0][0].as_py()

@@ -45,8 +45,10 @@ def test_hash_rule_needs_a_key_and_never_embeds_it_raw() -> None:
     rule = ColumnRule("hash")
     with pytest.raises(ConfigError, match="keyed hash"):
         rule_sql("ssn", rule, None)
-    sql = rule_sql("ssn", rule, b"topsecret")
-    assert "topsecret" not in sql and b"topsecret".hex() not in sql
+    sql = rule_sql("ssn", rule, b"topsecret-glue-key")
+    assert "topsecret" not in sql and b"topsecret-glue-key".hex() not in sql
+    with pytest.raises(ConfigError, match="at least 16"):  # the core's floor holds on Spark too
+        rule_sql("ssn", rule, b"a")
 
 
 def test_unknown_email_mode_is_a_config_error() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import stat
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -184,19 +185,74 @@ def test_wrong_field_count_names_the_line(tmp_path: Path) -> None:
     assert not list((tmp_path / "o").glob("*"))
 
 
-def test_quarantine_sets_bad_rows_aside(tmp_path: Path) -> None:
+def test_quarantine_keeps_raw_rows_private_and_out_of_the_published_folder(tmp_path: Path) -> None:
     src = _write(
         tmp_path / "q.csv",
         "id,name,email,timestamp\n1,a,a@b.io,2020-01-01\n2,b\n3,c,c@b.io,2020-01-01,extra\n4,d,d@b.io,2020-01-02\n",
     )
-    report = clean_file(src, tmp_path / "o", now=NOW, bad_rows="quarantine")
+    private = tmp_path / "private"
+    report = clean_file(src, tmp_path / "o", now=NOW, bad_rows="quarantine", quarantine_dir=private)
     assert report.quarantined == 2 and report.rows_written == 2
-    quarantine = output_paths(src, tmp_path / "o")["quarantine"].read_text().splitlines()
-    assert quarantine == ["id,name,email,timestamp", "2,b", "3,c,c@b.io,2020-01-01,extra"]
-    # A clean re-run removes the stale side file rather than leaving it to mislead.
-    _write(src, "id,name,email,timestamp\n1,a,a@b.io,2020-01-01\n")
-    clean_file(src, tmp_path / "o", now=NOW, bad_rows="quarantine")
-    assert not output_paths(src, tmp_path / "o")["quarantine"].exists()
+    path = Path(report.quarantine["path"])
+    assert path == engine.quarantine_path(src, private, report.input["sha256"]) and path.parent == private
+    # The rows cannot be split into columns, so they cannot be masked: raw, but owner-only, and not published.
+    assert path.read_text().splitlines() == ["id,name,email,timestamp", "2,b", "3,c,c@b.io,2020-01-01,extra"]
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600 and stat.S_IMODE(private.stat().st_mode) == 0o700
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["q_cleaned.csv", "q_cleaned.parquet", "q_report.json"]
+    assert str(path) not in report.outputs.values()
+    assert report.quarantine["first_rows"] == [
+        {"line": 3, "record": 3, "fields": 2},
+        {"line": 4, "record": 4, "fields": 5},
+    ]
+    assert report.quarantine["expected_fields"] == 4
+    on_disk = json.loads(output_paths(src, tmp_path / "o")["report"].read_text())
+    assert on_disk["quarantine"]["path"] == str(path) and on_disk["quarantined"] == 2
+
+
+def test_quarantine_defaults_to_the_private_state_folder(tmp_path: Path, private_state_home: Path) -> None:
+    src = _write(tmp_path / "q.csv", "id,name,email,timestamp\n1,a,a@b.io,2020-01-01\n2,b\n")
+    report = clean_file(src, tmp_path / "o", now=NOW, bad_rows="quarantine")
+    assert engine.default_quarantine_dir() == private_state_home / "pipekit" / "quarantine"
+    assert Path(report.quarantine["path"]).parent == engine.default_quarantine_dir()
+
+
+def test_a_rerun_removes_the_raw_quarantine_file_older_versions_published(tmp_path: Path) -> None:
+    src = _write(tmp_path / "q.csv", "id,name,email,timestamp\n1,a,a@b.io,2020-01-01\n")
+    (tmp_path / "o").mkdir()
+    legacy = _write(tmp_path / "o" / "q_quarantine.csv", "id,name,email,timestamp\n2,b,raw@secret.io\n")
+    report = clean_file(src, tmp_path / "o", now=NOW, bad_rows="quarantine", quarantine_dir=tmp_path / "p")
+    assert not legacy.exists() and report.quarantine == {} and "quarantine" not in report.to_dict()
+    assert not (tmp_path / "p").exists(), "no private folder is made when nothing is quarantined"
+
+
+@pytest.mark.parametrize("inside", [".", "sub/private"])
+def test_a_quarantine_folder_inside_the_output_is_refused(tmp_path: Path, inside: str) -> None:
+    src = _write(tmp_path / "q.csv", "id,name,email,timestamp\n1,a,a@b.io,2020-01-01\n")
+    with pytest.raises(ConfigError, match="inside the output folder") as info:
+        clean_file(src, tmp_path / "o", bad_rows="quarantine", quarantine_dir=tmp_path / "o" / inside)
+    assert "--quarantine-dir" in (info.value.hint or "")
+    assert not (tmp_path / "o").exists()
+
+
+def test_malformed_row_error_names_line_and_columns_but_no_value(tmp_path: Path) -> None:
+    src = _write(tmp_path / "w.csv", "id,name,email,timestamp\n1,a,a@b.io,2020-01-01\n2,Jane Roe,jane.roe@secret.io\n")
+    with pytest.raises(InputError) as info:
+        clean_file(src, tmp_path / "o")
+    text = str(info.value)
+    assert "line 3 has 3 field(s), expected 4 (id, name, email, timestamp)" in text
+    assert "jane" not in text.lower() and "secret" not in text and "Roe" not in text
+    with pytest.raises(InputError) as info:  # the same for validate/scan-pii's reader
+        list(engine.iter_batches(src))
+    assert "line 3 has 3 field(s)" in str(info.value) and "jane" not in str(info.value).lower()
+
+
+def test_arrow_messages_lose_the_row_they_quote() -> None:
+    from pipekit.io._read import scrub
+
+    assert scrub("CSV parse error: Expected 4 columns, got 3: 2,b,jane@x.io") == (
+        "CSV parse error: Expected 4 columns, got 3 (values not shown)"
+    )
+    assert "jane" not in scrub("conversion error to int64: invalid value 'jane@x.io'")
 
 
 def test_hash_policy_without_key_fails_before_writing(
@@ -207,8 +263,64 @@ def test_hash_policy_without_key_fails_before_writing(
     src = _write(tmp_path / "k.csv", "id,name,email,timestamp\n1,a,a@b.io,2020-01-01\n")
     with pytest.raises(ConfigError, match="PIPEKIT_MASK_KEY"):
         clean_file(src, tmp_path / "o", policy=policy)
-    report = clean_file(src, tmp_path / "o", policy=policy, key=b"secret", now=NOW)
+    report = clean_file(src, tmp_path / "o", policy=policy, key=b"engine-test-key-0123", now=NOW)
     assert report.counts["masked.email"] == 1
+
+
+# --- CSV formula guard -------------------------------------------------------------------------------
+
+FORMULAS = (
+    "id,name,email,timestamp,note,amount\n"
+    '1,"=HYPERLINK(""http://evil.example"",""x"")",=x@evil.io,2020-01-01,"+cmd|\' /C calc\'!A0",-12.5\n'
+    '2,bob,c@d.io,2020-01-01,"\t=1+1",+1\n'
+    "3,@SUM(1),e@f.io,2020-01-01,-2+3+cmd,-1e5\n"
+)
+
+
+def _csv_and_parquet(src: Path, out: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    paths = output_paths(src, out)
+    csv = pd.read_csv(paths["csv"], dtype=str, keep_default_na=False)
+    return csv, pq.read_table(paths["parquet"]).to_pandas()
+
+
+def test_csv_output_guards_formulas_and_parquet_keeps_the_true_values(tmp_path: Path) -> None:
+    src = _write(tmp_path / "f.csv", FORMULAS)
+    report = clean_file(src, tmp_path / "o", now=NOW)
+    csv, parquet = _csv_and_parquet(src, tmp_path / "o")
+    # Trimming made "\t=1+1" formula-like: the guard runs on the final value, so it is guarded too.
+    assert parquet["note"].tolist() == ["+cmd|' /C calc'!A0", "=1+1", "-2+3+cmd"]
+    assert csv["note"].tolist() == ["'+cmd|' /C calc'!A0", "'=1+1", "'-2+3+cmd"]
+    assert csv["amount"].tolist() == parquet["amount"].tolist() == ["-12.5", "+1", "-1e5"]  # plain numbers
+    assert csv["email"].tolist() == ["'=***@evil.io", "c***@d.io", "e***@f.io"]  # masked, then guarded
+    assert [v[:2] for v in csv["name"]] == ["'=", "Bo", "'@"] and parquet["name"][0].startswith("=")
+    assert csv["is_future"].tolist() == ["false"] * 3
+    assert report.formula_guard == {
+        "enabled": True, "cells": {"name": 2, "email": 1, "note": 3}, "header_cells": 0, "total": 6,
+    }  # fmt: skip
+    on_disk = json.loads(output_paths(src, tmp_path / "o")["report"].read_text())
+    assert on_disk["csv_formula_guard"]["cells"] == {"name": 2, "email": 1, "note": 3}
+    assert on_disk["settings"]["formula_guard"] is True
+    assert "CSV formula guard: 6 cell(s)" in report.summary()
+
+
+def test_formula_guard_counts_add_up_across_batches_and_guard_the_header(tmp_path: Path) -> None:
+    rows = "".join(f"{i},n{i},e{i}@x.io,2020-01-01,{'=1' if i % 3 == 0 else 'ok'}\n" for i in range(1, 31))
+    src = _write(tmp_path / "b.csv", "id,name,email,timestamp,=cmd|' /C calc'!A0\n" + rows)
+    report = clean_file(src, tmp_path / "o", now=NOW, batch_rows=4)
+    header = output_paths(src, tmp_path / "o")["csv"].read_text().splitlines()[0]
+    assert header.split(",")[4] == '"\'=cmd|\' /C calc\'!A0"'
+    assert pq.read_table(output_paths(src, tmp_path / "o")["parquet"]).column_names[4] == "=cmd|' /C calc'!A0"
+    assert report.formula_guard["cells"] == {"=cmd|' /C calc'!A0": 10}
+    assert report.formula_guard["header_cells"] == 1 and report.formula_guard["total"] == 11
+
+
+def test_formula_guard_can_be_turned_off(tmp_path: Path) -> None:
+    src = _write(tmp_path / "f.csv", FORMULAS)
+    report = clean_file(src, tmp_path / "o", now=NOW, config=CleaningConfig(formula_guard=False))
+    csv, parquet = _csv_and_parquet(src, tmp_path / "o")
+    assert csv.drop(columns="is_future").values.tolist() == parquet.drop(columns="is_future").values.tolist()
+    assert report.formula_guard["enabled"] is False and report.settings["formula_guard"] is False
+    assert "CSV formula guard: off" in report.summary()
 
 
 # --- atomicity, idempotence, untouched input ----------------------------------------------------------

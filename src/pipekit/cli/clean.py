@@ -19,10 +19,15 @@ _CLEAN_EPILOG = """\
   pipekit clean customers.csv --out out/
   pipekit clean customers.csv --out out/ --now 2026-01-01T00:00:00Z --json
   pipekit clean export.csv --out out/ --encoding latin-1 --bad-rows quarantine
+  pipekit clean export.csv --out out/ --bad-rows quarantine --quarantine-dir /secure/quarantine
   pipekit clean customers.csv --out out/ --policy policy.yaml --dedup-keys id,email
 
 Writes out/<stem>_cleaned.csv, out/<stem>_cleaned.parquet and out/<stem>_report.json
 (all renamed into place only when the run succeeds; the input is never modified).
+In the CSV, text a spreadsheet would run as a formula (=, +, -, @, tab, CR first) gets a leading '
+(plain numbers such as -12.5 are left alone); the Parquet file keeps the true values.
+Malformed rows under --bad-rows quarantine go, raw, to a private file (mode 0600) outside --out;
+messages name lines and columns, never values.
 Exit codes: 0 done, 1 required columns missing, 2 bad usage or unreadable input.
 """
 
@@ -94,7 +99,19 @@ def clean_cmd(
     bad_rows: str = typer.Option(
         "error",
         "--bad-rows",
-        help="Rows with the wrong number of fields: 'error' (stop) or 'quarantine' (set aside in <stem>_quarantine.csv).",
+        help="Rows with the wrong number of fields: 'error' (stop) or 'quarantine' (set aside, raw, in a "
+        "private file outside --out; see --quarantine-dir).",
+    ),
+    quarantine_dir: Path | None = typer.Option(
+        None,
+        "--quarantine-dir",
+        help="Private folder for quarantined rows, outside --out (default: $XDG_STATE_HOME/pipekit/quarantine, "
+        "i.e. ~/.local/state/pipekit/quarantine).",
+    ),
+    formula_guard: bool = typer.Option(
+        True,
+        "--formula-guard/--no-formula-guard",
+        help="Prefix CSV cells a spreadsheet would run as formulas with ' (the Parquet file is never changed).",
     ),
     dedup_keys: str | None = typer.Option(
         None,
@@ -116,7 +133,7 @@ def clean_cmd(
     with user_errors():
         if bad_rows not in ("error", "quarantine"):
             raise ConfigError(f"--bad-rows must be 'error' or 'quarantine', not {bad_rows!r}")
-        config = _config(required, dedup_keys)
+        config = replace(_config(required, dedup_keys), formula_guard=formula_guard)
         with _progress(input_csv, enabled=not (quiet or as_json)) as progress:
             report = clean_file(
                 input_csv,
@@ -128,6 +145,7 @@ def clean_cmd(
                 bad_rows=bad_rows,  # type: ignore[arg-type]
                 batch_rows=batch_rows,
                 progress=progress,
+                quarantine_dir=quarantine_dir,
             )
     if as_json:
         emit_json(report.to_dict())
@@ -253,9 +271,19 @@ def _print_clean(report: Any) -> None:
     table.add_row("dropped: duplicate", f"{c.get('dropped_duplicate', 0):,}")
     for name, n in c.items():
         if name.startswith("masked."):
-            table.add_row(f"masked: {name[7:]}", f"{n:,}")
+            table.add_row(Text(f"masked: {name[7:]}"), f"{n:,}")
     table.add_row("future timestamps flagged", f"{c.get('future', 0):,}")
     table.add_row("unparsable timestamps (kept, flag empty)", f"{c.get('timestamp_unparsable', 0):,}")
+    guard = report.formula_guard
+    if not guard.get("enabled", True):
+        table.add_row("CSV formula guard", "off")
+    elif not guard.get("total"):
+        table.add_row("CSV cells formula-guarded (')", "0")
+    else:
+        for name, n in guard.get("cells", {}).items():
+            table.add_row(Text(f"CSV formula-guarded: {name}"), f"{n:,}")  # a column name is data, not markup
+        if guard.get("header_cells"):
+            table.add_row("CSV formula-guarded: header", f"{guard['header_cells']:,}")
     table.add_row(Text("rows written", style="bold"), Text(f"{report.rows_written:,}", style="bold"))
     out_console.print(table)
     for problem in report.validation.problems:
@@ -270,6 +298,13 @@ def _print_clean(report: Any) -> None:
     out_console.print(f"  {seconds:.2f} s, {rate:,.0f} rows/s", highlight=False)
     for name, path in report.outputs.items():
         out_console.print(f"  {name}: {path}", highlight=False, soft_wrap=True)
+    if report.quarantine:
+        # Not an output: the rows could not be masked, so they stay in a private folder.
+        out_console.print(
+            f"  quarantine (raw rows, private, mode 0600): {report.quarantine['path']}",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 def _print_pii(file: Path, report: Any) -> None:

@@ -234,21 +234,49 @@ GLUE_CUSTOMER_POLICY = MaskingPolicy(
 # --- key handling ---------------------------------------------------------------------------------
 
 
+#: Shortest masking key accepted, in bytes. A keyed hash is only as secret as its key: with a short or
+#: guessable key, anyone holding the output can hash candidate values (a name list, every phone number
+#: of a region) and match them, so a 1-byte key protects nothing. 16 bytes is the floor; the hint gives
+#: a 32-byte random one.
+MIN_KEY_BYTES = 16
+NEW_KEY_COMMAND = "python -c 'import secrets; print(secrets.token_hex(32))'"
+
+
+def check_key(key: bytes, key_env: str = DEFAULT_KEY_ENV, *, source: str | None = None) -> bytes:
+    """Return ``key`` if it is at least MIN_KEY_BYTES long, else raise ConfigError saying how to make one.
+
+    ``source`` names where the key came from in the message (default: the ``key=`` argument).
+    The message gives the key's length, never the key.
+    """
+    where = source or "the masking key passed as key=..."
+    if not key:
+        raise ConfigError(
+            f"{where} is empty",
+            hint=f"set {key_env} to a random secret of at least {MIN_KEY_BYTES} bytes: "
+            f"export {key_env}=$({NEW_KEY_COMMAND})",
+        )
+    if len(key) < MIN_KEY_BYTES:
+        raise ConfigError(
+            f"{where} is {len(key)} byte(s) long; a masking key needs at least {MIN_KEY_BYTES} "
+            "(a short key can be guessed, and with it every hashed value can be matched by hashing candidates)",
+            hint=f"generate one and keep it secret: export {key_env}=$({NEW_KEY_COMMAND})",
+        )
+    return key
+
+
 def resolve_key(key: bytes | str | None, key_env: str = DEFAULT_KEY_ENV) -> bytes:
-    """Return the HMAC key: ``key`` if given, else the environment variable ``key_env``."""
+    """Return the HMAC key: ``key`` if given, else the environment variable ``key_env``; see check_key."""
     if key is None:
         env_value = os.environ.get(key_env)
         if not env_value:
             raise ConfigError(
                 f"keyed hashing needs a secret key but {key_env} is not set",
-                hint=f"export {key_env}=<a long random secret> (or pass key=...)",
+                hint=f"export {key_env}=$({NEW_KEY_COMMAND}) (or pass key=...)",
             )
-        return env_value.encode("utf-8")
+        return check_key(env_value.encode("utf-8"), key_env, source=key_env)
     if isinstance(key, str):
         key = key.encode("utf-8")
-    if not key:
-        raise ConfigError("the masking key is empty", hint=f"set {key_env} to a long random secret")
-    return key
+    return check_key(key, key_env)
 
 
 # --- Arrow kernels ---------------------------------------------------------------------------------
@@ -277,7 +305,11 @@ def partial_kernel(values: pa.Array | pa.ChunkedArray, keep_last: int) -> pa.Arr
 
 
 def hash_kernel(values: pa.Array | pa.ChunkedArray, key: bytes) -> pa.Array:
-    """HMAC-SHA256 (hex) of each value's UTF-8 text; each distinct value is hashed once."""
+    """HMAC-SHA256 (hex) of each value's UTF-8 text; each distinct value is hashed once.
+
+    A key shorter than MIN_KEY_BYTES raises ConfigError (every keyed mask ends here).
+    """
+    check_key(key)
     text = as_strings(values)
     if isinstance(text, pa.ChunkedArray):
         text = text.combine_chunks()

@@ -40,9 +40,14 @@ class CleaningConfig:
     timestamp_column: str = "timestamp"
     policy: MaskingPolicy = CUSTOMER_POLICY
     flag_column: str = "is_future"
+    #: CSV outputs prefix formula-like text with ``'`` (``pipekit.core.formulas``); Parquet and the
+    #: in-memory results always keep the true values, so only CSV writers read this.
+    formula_guard: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "required", tuple(self.required))
+        if not isinstance(self.formula_guard, bool):
+            raise ConfigError(f"formula_guard must be True or False, got {self.formula_guard!r}")
         if self.dedup_keys is not None:
             if not self.dedup_keys:
                 raise ConfigError(

@@ -9,7 +9,6 @@ names and renamed only when everything succeeded; the input is opened read-only.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
@@ -17,9 +16,8 @@ import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, TypedDict
@@ -34,86 +32,61 @@ from pipekit.core import (
     MaskingPolicy,
     ValidationReport,
     finalize_batch,
+    guard_formula_text,
+    guard_formulas,
     normalize_batch,
     resolve_key,
     utc_now,
     validate,
 )
-from pipekit.errors import ConfigError, InputError, PipekitError, StorageError, ValidationError
+from pipekit.errors import ConfigError, PipekitError, StorageError, ValidationError
 from pipekit.io._dedup import RowHasher, SeenRows
+from pipekit.io._read import (
+    DEFAULT_BATCH_ROWS,
+    HashingReader,
+    Progress,
+    block_bytes,
+    check_input,
+    iter_batches,
+    read_error,
+    read_header,
+    rebatch,
+    record_lines,
+)
+from pipekit.io._report import CleanFileReport
+from pipekit.io._staging import Staging
 from pipekit.io.csvfmt import header_line
 
 BadRows = Literal["error", "quarantine"]
-Progress = Callable[[int, int], None]
-
-#: Default rows per batch (the reader's blocks are cut to at most this many rows).
-DEFAULT_BATCH_ROWS = 1 << 17
-# Arrow reads 4 MiB blocks: with blocks of 8 MiB and more, peak RSS grew with the file size (allocator
-# caching of large buffers, measured with mimalloc and jemalloc); 4 MiB keeps it flat.
-_BLOCK_BYTES = 4 << 20
-_PROBE_BYTES = 1 << 20
 _QUEUE_DEPTH = 2
 _POLARS_MIN_BYTES = 32 << 20
-# Finding the physical line of a bad record re-reads the file with Python's csv module: cap the cost.
-_LINE_SCAN_LIMIT = 5_000_000
 
 
-@dataclass
-class CleanFileReport:
-    """What ``clean_file`` read, dropped, masked and wrote; serialised as ``<stem>_report.json``."""
-
-    input: dict[str, Any]
-    outputs: dict[str, str]
-    rows_read: int
-    rows_written: int
-    counts: dict[str, int]
-    validation: ValidationReport
-    quarantined: int = 0
-    timings: dict[str, float] = field(default_factory=dict)
-    settings: dict[str, Any] = field(default_factory=dict)
-    pipekit_version: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        """The report as plain JSON-ready data."""
-        return {
-            "pipekit_version": self.pipekit_version,
-            "input": dict(self.input),
-            "outputs": dict(self.outputs),
-            "rows_read": self.rows_read,
-            "rows_written": self.rows_written,
-            "quarantined": self.quarantined,
-            "counts": dict(self.counts),
-            "validation": self.validation.to_dict(),
-            "settings": dict(self.settings),
-            "timings": {k: round(v, 4) for k, v in self.timings.items()},
-        }
-
-    def summary(self) -> str:
-        """A few lines for humans."""
-        c = self.counts
-        lines = [
-            f"read {self.rows_read} row(s) from {self.input.get('path')}, wrote {self.rows_written}",
-            f"dropped: {c.get('dropped_null', 0)} with a missing required value, "
-            f"{c.get('dropped_duplicate', 0)} duplicate(s)"
-            + (f"; quarantined {self.quarantined} malformed row(s)" if self.quarantined else ""),
-            "masked: "
-            + (", ".join(f"{k[7:]}={v}" for k, v in c.items() if k.startswith("masked.")) or "nothing"),
-            f"future timestamps flagged: {c.get('future', 0)}; unparsable timestamps: "
-            f"{c.get('timestamp_unparsable', 0)}",
-        ]
-        lines += [f"{name}: {path}" for name, path in self.outputs.items()]
-        return "\n".join(lines)
+#: How many quarantined rows the report lists by line (the private file holds them all).
+_QUARANTINE_LINES = 20
 
 
 def output_paths(input_path: str | os.PathLike[str], out_dir: str | os.PathLike[str]) -> dict[str, Path]:
-    """Where ``clean_file`` writes for this input: csv, parquet, report and quarantine paths."""
+    """Where ``clean_file`` publishes for this input: csv, parquet and report paths."""
     stem, out = Path(input_path).stem, Path(out_dir)
     return {
         "csv": out / f"{stem}_cleaned.csv",
         "parquet": out / f"{stem}_cleaned.parquet",
         "report": out / f"{stem}_report.json",
-        "quarantine": out / f"{stem}_quarantine.csv",
     }
+
+
+def default_quarantine_dir() -> Path:
+    """The private folder for raw malformed rows: ``$XDG_STATE_HOME/pipekit/quarantine`` (~/.local/state)."""
+    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(state) / "pipekit" / "quarantine"
+
+
+def quarantine_path(
+    input_path: str | os.PathLike[str], quarantine_dir: str | os.PathLike[str], sha256: str
+) -> Path:
+    """The private file for this input's malformed rows: one per input content, so deliveries never clobber."""
+    return Path(quarantine_dir) / f"{Path(input_path).stem}_{sha256[:12]}_quarantine.csv"
 
 
 def clean_file(
@@ -129,13 +102,18 @@ def clean_file(
     key: bytes | None = None,
     progress: Progress | None = None,
     workers: int | None = None,
+    quarantine_dir: str | os.PathLike[str] | None = None,
 ) -> CleanFileReport:
     """Clean one CSV file into ``DIR/<stem>_cleaned.csv``, ``.parquet`` and ``_report.json``.
 
     ``policy`` (a MaskingPolicy or a YAML/JSON policy file) overrides ``config.policy``; ``key`` is the
     HMAC key for ``hash`` rules (else the policy's env var); ``progress(bytes_read, total)`` is called
-    as the input is read; ``workers`` threads clean batches (default: CPU count, at most 4). Missing required columns raise ValidationError before anything is written;
-    unreadable input raises InputError naming the line.
+    as the input is read; ``workers`` threads clean batches (default: CPU count, at most 4).
+    The CSV output guards formula-like text unless ``config.formula_guard`` is False (see
+    ``pipekit.core.formulas``). With ``bad_rows="quarantine"``, malformed rows go, raw, to a private
+    file (mode 0600) in ``quarantine_dir`` (default ``default_quarantine_dir()``), never to ``out_dir``.
+    Missing required columns raise ValidationError before anything is written; unreadable input raises
+    InputError naming the line.
     """
     started = time.perf_counter()
     config = _resolve_config(config, policy)
@@ -146,7 +124,7 @@ def clean_file(
     now = utc_now(now)
     workers = workers or min(4, os.cpu_count() or 1)
     src = Path(input_path)
-    _check_input(src)
+    check_input(src)
     total = src.stat().st_size
     columns = read_header(src, encoding)
     _check_columns(src, columns, config)
@@ -158,21 +136,36 @@ def clean_file(
         raise ConfigError(
             f"{src}: the output would overwrite the input", hint="choose another --out directory"
         )
+    private = _private_dir(out_dir, quarantine_dir) if bad_rows == "quarantine" else None
 
     run = _Run(
-        src, columns, config, now, encoding, bad_rows, batch_rows, key, progress, total, paths, workers
+        src,
+        columns,
+        config,
+        now,
+        encoding,
+        bad_rows,
+        batch_rows,
+        key,
+        progress,
+        total,
+        paths,
+        workers,
+        private,
     )
-    with _Staging() as staging:
+    with Staging() as staging:
         run.execute(staging)
         timings = dict(run.timings)
         report = CleanFileReport(
             input={"path": str(src), "bytes": total, "sha256": run.sha256, "encoding": encoding},
-            outputs={k: str(p) for k, p in paths.items() if k != "quarantine" or run.quarantined},
+            outputs={k: str(p) for k, p in paths.items()},
             rows_read=run.rows_read,
             rows_written=run.rows_written,
             counts=run.counts,
             validation=run.validation,
             quarantined=run.quarantined,
+            quarantine=run.quarantine_summary(),
+            formula_guard=run.formula_guard_summary(),
             timings=timings,
             settings=_settings(config, now, bad_rows, batch_rows, run.hasher.engine),
             pipekit_version=_version(),
@@ -180,10 +173,23 @@ def clean_file(
         report.timings["total_s"] = time.perf_counter() - started
         report_tmp = staging.new(paths["report"])
         report_tmp.write_text(json.dumps(report.to_dict(), indent=2, default=str) + "\n", encoding="utf-8")
-        if not run.quarantined:
-            staging.remove_on_commit(paths["quarantine"])  # a stale side file from an earlier run
+        # Earlier pipekit versions wrote malformed rows, raw, beside the outputs: never leave one there.
+        staging.remove_on_commit(Path(out_dir) / f"{src.stem}_quarantine.csv")
         staging.commit()
     return report
+
+
+def _private_dir(out_dir: str | os.PathLike[str], quarantine_dir: str | os.PathLike[str] | None) -> Path:
+    """The quarantine folder, refused when it is (inside) the published output folder."""
+    private = Path(quarantine_dir) if quarantine_dir is not None else default_quarantine_dir()
+    out, inside = Path(out_dir).resolve(), private.resolve()
+    if inside == out or out in inside.parents:
+        raise ConfigError(
+            f"the quarantine folder {private} is inside the output folder {out_dir}: "
+            "raw malformed rows would be published with the cleaned data",
+            hint="choose a --quarantine-dir outside --out",
+        )
+    return private
 
 
 # --- the run ---------------------------------------------------------------------------------------
@@ -209,6 +215,7 @@ class _Run:
         total: int,
         paths: dict[str, Path],
         workers: int,
+        quarantine_dir: Path | None = None,
     ) -> None:
         self.src, self.columns, self.config, self.now = src, columns, config, now
         self.encoding, self.bad_rows, self.batch_rows, self.key = encoding, bad_rows, batch_rows, key
@@ -227,20 +234,27 @@ class _Run:
         }
         self.sha256 = ""
         self._bad_row: Any = None
+        self._quarantine_dir = quarantine_dir
         self._quarantine_fh: io.BufferedWriter | None = None
+        self._quarantine_tmp: Path | None = None
+        self._quarantine_target: Path | None = None
+        self._bad_records: list[tuple[int | None, int]] = []  # (Arrow record number, fields) of the first few
+        self._staging: Staging | None = None
         self._stop = threading.Event()
         self._final_counts: dict[str, int] = {}
+        self._guarded: dict[str, int] = {}
+        self._header_guarded = 0
         self.workers = workers
 
     # The reader: parse CSV blocks into record batches (GIL released inside Arrow).
     def _reader(self, out: queue.Queue[Any]) -> None:
         try:
             with open(self.src, "rb") as raw:
-                hashing = _HashingReader(raw, self.progress, self.total)
+                hashing = HashingReader(raw, self.progress, self.total)
                 reader = pacsv.open_csv(
                     hashing,
                     read_options=pacsv.ReadOptions(
-                        use_threads=False, block_size=_block_bytes(self.batch_rows), encoding=self.encoding
+                        use_threads=False, block_size=block_bytes(self.batch_rows), encoding=self.encoding
                     ),
                     parse_options=pacsv.ParseOptions(
                         newlines_in_values=True, invalid_row_handler=self._on_bad_row
@@ -251,7 +265,7 @@ class _Run:
                         quoted_strings_can_be_null=False,
                     ),
                 )
-                for table in _rebatch(reader, self.batch_rows):
+                for table in rebatch(reader, self.batch_rows):
                     if self._stop.is_set():
                         return
                     _put(out, table, self._stop)
@@ -262,16 +276,25 @@ class _Run:
             _put(out, exc, self._stop)
 
     def _on_bad_row(self, row: Any) -> str:
-        """pyarrow's callback for a row with the wrong number of fields."""
+        """pyarrow's callback for a row with the wrong number of fields.
+
+        Such a row cannot be split into columns, so it cannot be masked: it goes, raw, to a private file
+        (mode 0600) outside the published output, created on the first bad row.
+        """
         if self.bad_rows == "error":
             self._bad_row = row
             return "error"
         if self._quarantine_fh is None:
+            assert self._staging is not None and self._quarantine_dir is not None
+            provisional = self._quarantine_dir / f"{self.src.stem}_quarantine.csv"  # named by sha at the end
+            self._quarantine_tmp = self._staging.new(provisional, private=True)
             self._quarantine_fh = open(self._quarantine_tmp, "wb")  # noqa: SIM115 - closed in execute()
             self._quarantine_fh.write(header_line(self.columns))
         text = row.text if row.text.endswith(("\n", "\r")) else row.text + "\n"
         self._quarantine_fh.write(text.encode("utf-8"))
         self.quarantined += 1
+        if len(self._bad_records) < _QUARANTINE_LINES:
+            self._bad_records.append((row.number, row.actual_columns))
         return "skip"
 
     # The writer: CSV and Parquet, batch by batch, to temp files.
@@ -280,25 +303,30 @@ class _Run:
     ) -> None:
         csv: pacsv.CSVWriter | None = None
         parquet: pq.ParquetWriter | None = None
+        csv_names: list[str] = []
         written = 0
         try:
             while True:
                 item = inbox.get()
                 if item is _DONE:
                     break
-                item, counts, finalize_s = item.result()
+                item, csv_item, counts, guarded, spent = item.result()
                 for name, n in counts.items():
                     self._final_counts[name] = self._final_counts.get(name, 0) + int(n)
+                for name, n in guarded.items():
+                    self._guarded[name] = self._guarded.get(name, 0) + n
                 self.rows_written += item.num_rows
-                self.timings["finalize_s"] = self.timings.get("finalize_s", 0.0) + finalize_s
+                for name, dt in spent.items():
+                    self.timings[name] = self.timings.get(name, 0.0) + dt
                 t0 = time.perf_counter()
                 if csv is None:
+                    csv_names = self._csv_header(item.schema.names)
                     # Arrow's writer quotes every string (5x faster than quoting only where needed).
-                    csv = pacsv.CSVWriter(str(csv_path), item.schema)
+                    csv = pacsv.CSVWriter(str(csv_path), csv_item.rename_columns(csv_names).schema)
                     parquet = pq.ParquetWriter(str(parquet_path), item.schema, compression="snappy")
-                csv.write_table(item)
+                csv.write_table(csv_item.rename_columns(csv_names))
                 assert parquet is not None
-                parquet.write_table(item)
+                parquet.write_table(item)  # Parquet keeps the true values
                 written += 1
                 if written % 8 == 0:
                     # Hand freed Arrow memory back to the OS now and then, so RSS tracks live data.
@@ -313,7 +341,7 @@ class _Run:
                 if writer is not None:
                     writer.close()
 
-    def execute(self, staging: _Staging) -> None:
+    def execute(self, staging: Staging) -> None:
         """Run the stages; raise the first error any of them hit.
 
         Batches are validated, normalised and row-hashed on a small thread pool (Arrow kernels and the
@@ -322,7 +350,7 @@ class _Run:
         """
         csv_tmp = staging.new(self.paths["csv"])
         parquet_tmp = staging.new(self.paths["parquet"])
-        self._quarantine_tmp = staging.new(self.paths["quarantine"])
+        self._staging = staging  # the reader stages the private quarantine file on the first bad row
         batches: queue.Queue[Any] = queue.Queue(maxsize=_QUEUE_DEPTH)
         cleaned: queue.Queue[Any] = queue.Queue(maxsize=self.workers)
         writer_errors: list[BaseException] = []
@@ -384,8 +412,10 @@ class _Run:
                 f"writing the cleaned output to {self.paths['csv'].parent} failed: {exc}"
             ) from exc
         self._add(self._final_counts)
-        if not self.quarantined:
-            staging.discard(self._quarantine_tmp)
+        if self._quarantine_tmp is not None:
+            assert self._quarantine_dir is not None
+            self._quarantine_target = quarantine_path(self.src, self._quarantine_dir, self.sha256)
+            staging.retarget(self._quarantine_tmp, self._quarantine_target)
         self.timings["dedup_hashes_mib"] = round(self.seen.nbytes / 2**20, 2)
 
     def _prepare(
@@ -428,11 +458,60 @@ class _Run:
             self.timings[name] = self.timings.get(name, 0.0) + dt
         _put(cleaned, pool.submit(self._finalize_job, table), self._stop)
 
-    def _finalize_job(self, table: pa.Table) -> tuple[pa.Table, dict[str, int], float]:
-        """Pool job: mask per policy and flag future timestamps."""
+    def _finalize_job(
+        self, table: pa.Table
+    ) -> tuple[pa.Table, pa.Table, dict[str, int], dict[str, int], dict[str, float]]:
+        """Pool job: mask per policy and flag future timestamps; guard the CSV copy's formula-like text.
+
+        Returns (table for Parquet, table for CSV, counts, values guarded per column, timings).
+        """
         t0 = time.perf_counter()
         table, counts = finalize_batch(table, self.config, now=self.now, key=self.key)
-        return table, counts, time.perf_counter() - t0
+        t1 = time.perf_counter()
+        csv_table, guarded = guard_formulas(table) if self.config.formula_guard else (table, {})
+        return (
+            table,
+            csv_table,
+            counts,
+            guarded,
+            {"finalize_s": t1 - t0, "formula_guard_s": time.perf_counter() - t1},
+        )
+
+    def _csv_header(self, names: list[str]) -> list[str]:
+        """The CSV header: header cells are cells too, so a column named "=cmd|..." is guarded as well."""
+        if not self.config.formula_guard:
+            return names
+        guarded = [guard_formula_text(name) for name in names]
+        self._header_guarded = sum(a != b for a, b in zip(guarded, names, strict=True))
+        return guarded
+
+    def formula_guard_summary(self) -> dict[str, Any]:
+        """The report's ``csv_formula_guard`` section: on or off, and values guarded per column."""
+        order = {name: i for i, name in enumerate(self.columns)}  # file order, whatever batch saw it first
+        cells = dict(sorted(self._guarded.items(), key=lambda item: order.get(item[0], len(order))))
+        return {
+            "enabled": self.config.formula_guard,
+            "cells": cells,
+            "header_cells": self._header_guarded,
+            "total": sum(cells.values()) + self._header_guarded,
+        }
+
+    def quarantine_summary(self) -> dict[str, Any]:
+        """The report's ``quarantine`` section: where the raw rows are and which lines they came from."""
+        if not self.quarantined or self._quarantine_target is None:
+            return {}
+        records = [r for r, _ in self._bad_records if r is not None]
+        lines = record_lines(self.src, self.encoding, records)
+        return {
+            "rows": self.quarantined,
+            "path": str(self._quarantine_target),
+            "mode": "0600",
+            "expected_fields": len(self.columns),
+            "first_rows": [
+                {"line": lines.get(r) if r is not None else None, "record": r, "fields": fields}
+                for r, fields in self._bad_records
+            ],
+        }
 
     def _add(self, counts: dict[str, int]) -> None:
         for name, n in counts.items():
@@ -441,60 +520,12 @@ class _Run:
     def _translate(self, exc: BaseException) -> BaseException:
         """Turn Arrow's parse/encoding errors into InputError naming the line."""
         if isinstance(exc, pa.ArrowInvalid | UnicodeDecodeError):
-            return _read_error(self.src, self.encoding, exc, self._bad_row)
+            return read_error(self.src, self.encoding, exc, self._bad_row, self.columns)
         if isinstance(exc, LookupError) and "encoding" in str(exc):
             return ConfigError(
                 f"unknown encoding {self.encoding!r}", hint="use a Python codec name, e.g. latin-1"
             )
         return exc
-
-
-# --- input checks ----------------------------------------------------------------------------------
-
-
-def _check_input(src: Path) -> None:
-    if not src.exists():
-        raise InputError(f"{src}: no such file", hint="check the path")
-    if not src.is_file():
-        raise InputError(f"{src}: not a regular file", hint="pass a CSV file")
-    if src.stat().st_size == 0:
-        raise InputError(
-            f"{src}: the file is empty (no header row)",
-            hint="a valid input has at least a header line, e.g. id,name,email,timestamp",
-        )
-
-
-def read_header(src: Path, encoding: str) -> list[str]:
-    """Column names from the first row (BOM stripped), read with Arrow so quoting rules match."""
-    try:
-        with open(src, "rb") as fh:
-            reader = pacsv.open_csv(
-                fh,
-                read_options=pacsv.ReadOptions(use_threads=False, block_size=_PROBE_BYTES, encoding=encoding),
-                parse_options=pacsv.ParseOptions(
-                    newlines_in_values=True, invalid_row_handler=lambda row: "skip"
-                ),
-            )
-            names = list(reader.schema.names)
-    except LookupError as exc:
-        raise ConfigError(
-            f"unknown encoding {encoding!r}", hint="use a Python codec name, e.g. latin-1"
-        ) from exc
-    except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
-        message = str(exc)
-        if "Empty CSV file" in message:
-            raise InputError(f"{src}: the file has no header row", hint="add a header line") from exc
-        if "UTF8" in message or "UTF-8" in message or isinstance(exc, UnicodeDecodeError):
-            raise _encoding_error(src, encoding) from exc
-        raise InputError(f"{src}: cannot read the header: {message}", hint="check the file is a CSV") from exc
-    if not any(n.strip() for n in names):
-        raise InputError(f"{src}: the header row is blank", hint="the first line must name the columns")
-    dupes = sorted({n for n in names if names.count(n) > 1})
-    if dupes:
-        raise InputError(
-            f"{src}: duplicate column name(s) in the header: {', '.join(dupes)}", hint="rename them"
-        )
-    return names
 
 
 def _check_columns(src: Path, columns: list[str], config: CleaningConfig) -> None:
@@ -515,138 +546,7 @@ def _check_columns(src: Path, columns: list[str], config: CleaningConfig) -> Non
         )
 
 
-def _where(src: Path, encoding: str, record: int | None) -> str:
-    """'line N' for Arrow's record number (header = 1), counting the line breaks inside quoted fields."""
-    if record is None:
-        return "a row"
-    import csv
-
-    try:
-        with open(src, encoding=encoding, newline="", errors="replace") as fh:
-            reader = csv.reader(fh)
-            for _ in range(min(record - 1, _LINE_SCAN_LIMIT)):
-                next(reader)
-            if record - 1 <= _LINE_SCAN_LIMIT:
-                return f"line {reader.line_num + 1}"
-    except (StopIteration, csv.Error, OSError):
-        pass
-    return f"record {record} (header = 1)"
-
-
-def _encoding_error(src: Path, encoding: str) -> InputError:
-    """Name the first line whose bytes do not decode, and suggest --encoding."""
-    line, detail = _first_undecodable_line(src, encoding)
-    where = f"line {line}" if line else "somewhere"
-    return InputError(
-        f"{src}: {where} is not valid {encoding} ({detail})",
-        hint="pass the file's real encoding, e.g. --encoding latin-1 (or cp1252), or re-save it as UTF-8",
-    )
-
-
-def _first_undecodable_line(src: Path, encoding: str) -> tuple[int | None, str]:
-    """1-based physical line of the first byte that ``encoding`` cannot decode."""
-    import codecs
-
-    decoder = codecs.getincrementaldecoder(encoding)("strict")
-    line = 1
-    with open(src, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            try:
-                decoder.decode(chunk)
-            except UnicodeDecodeError as exc:
-                return line + chunk.count(b"\n", 0, exc.start), f"byte 0x{chunk[exc.start]:02x}"
-            line += chunk.count(b"\n")
-    return None, "undecodable bytes"
-
-
 # --- helpers ---------------------------------------------------------------------------------------
-
-
-class _HashingReader(io.RawIOBase):
-    """A read-only file wrapper that sha256-hashes and counts the bytes Arrow reads from it."""
-
-    def __init__(self, raw: io.BufferedReader, progress: Progress | None, total: int) -> None:
-        self._raw, self._progress, self._total = raw, progress, total
-        self._sha = hashlib.sha256()
-        self.bytes_read = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        n = self._raw.readinto(buffer)
-        if n:
-            self._sha.update(memoryview(buffer)[:n])
-            self.bytes_read += n
-            if self._progress is not None:
-                self._progress(self.bytes_read, self._total)
-        return n or 0
-
-    def drain(self) -> None:
-        """Hash whatever Arrow did not need to read (it may stop before EOF)."""
-        while chunk := self._raw.read(1 << 20):
-            self._sha.update(chunk)
-            self.bytes_read += len(chunk)
-
-    def hexdigest(self) -> str:
-        return self._sha.hexdigest()
-
-
-class _Staging:
-    """Temp files beside their targets, renamed into place together on commit, deleted otherwise."""
-
-    def __init__(self) -> None:
-        self._staged: list[tuple[Path, Path]] = []
-        self._remove: list[Path] = []
-        self._committed = False
-
-    def __enter__(self) -> _Staging:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if not self._committed:
-            for tmp, _ in self._staged:
-                tmp.unlink(missing_ok=True)
-
-    def new(self, target: Path) -> Path:
-        """A fresh temp path for ``target``."""
-        try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise StorageError(f"cannot create output directory {target.parent}: {exc}") from exc
-        tmp = target.parent / f".{target.name}.{os.getpid()}.{threading.get_ident()}.{len(self._staged)}.tmp"
-        tmp.unlink(missing_ok=True)
-        tmp.touch()
-        self._staged.append((tmp, target))
-        return tmp
-
-    def discard(self, tmp: Path) -> None:
-        """Forget (and delete) one staged file."""
-        self._staged = [(t, d) for t, d in self._staged if t != tmp]
-        tmp.unlink(missing_ok=True)
-
-    def remove_on_commit(self, target: Path) -> None:
-        """Delete ``target`` (if present) when committing."""
-        self._remove.append(target)
-
-    def commit(self) -> None:
-        """fsync every temp file, then rename each over its target (report last)."""
-        mode = 0o666 & ~_umask()
-        for tmp, _ in self._staged:
-            with open(tmp, "rb+") as fh:
-                os.fsync(fh.fileno())
-            os.chmod(tmp, mode)
-        for tmp, target in self._staged:
-            os.replace(tmp, target)
-        for target in self._remove:
-            target.unlink(missing_ok=True)
-        self._committed = True
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def _put(q: queue.Queue[Any], item: Any, stop: threading.Event) -> None:
@@ -666,29 +566,6 @@ def _drain(q: queue.Queue[Any]) -> None:
             q.get_nowait()
     except queue.Empty:
         pass
-
-
-def _block_bytes(batch_rows: int) -> int:
-    # Small batches (tests) get small blocks; big ones get _BLOCK_BYTES blocks, regrouped by _rebatch.
-    return int(min(_BLOCK_BYTES, max(1 << 16, batch_rows * 128)))
-
-
-def _rebatch(reader: Iterator[pa.RecordBatch], batch_rows: int) -> Iterator[pa.Table]:
-    """Tables of exactly ``batch_rows`` rows (the last may be shorter) from the reader's blocks, no copies."""
-    parts: list[pa.RecordBatch] = []
-    held = 0
-    for batch in reader:
-        start = 0
-        while start < batch.num_rows:
-            take = min(batch_rows - held, batch.num_rows - start)
-            parts.append(batch.slice(start, take))
-            held += take
-            start += take
-            if held == batch_rows:
-                yield pa.Table.from_batches(parts)
-                parts, held = [], 0
-    if held:
-        yield pa.Table.from_batches(parts)
 
 
 def _empty_table(columns: list[str]) -> pa.Table:
@@ -724,6 +601,7 @@ def _settings(
         "dedup_keys": list(config.dedup_keys) if config.dedup_keys else None,
         "policy": config.policy.to_dict(),
         "bad_rows": bad_rows,
+        "formula_guard": config.formula_guard,
         "batch_rows": batch_rows,
         "row_hash": hasher,
     }
@@ -735,66 +613,13 @@ def _version() -> str:
     return __version__
 
 
-def _clip(text: str, limit: int = 120) -> str:
-    text = text.rstrip("\r\n")
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def iter_batches(
-    path: str | os.PathLike[str], *, encoding: str = "utf-8", batch_rows: int = DEFAULT_BATCH_ROWS
-) -> Iterator[pa.Table]:
-    """Read a CSV as Arrow tables of at most ``batch_rows`` rows, every column a string.
-
-    Unreadable input raises InputError naming the line (wrong field count, bytes not in ``encoding``).
-    """
-    src = Path(path)
-    _check_input(src)
-    columns = read_header(src, encoding)
-    bad: list[Any] = []
-
-    def on_bad_row(row: Any) -> str:
-        bad.append(row)
-        return "error"
-
-    reader = pacsv.open_csv(
-        src,
-        read_options=pacsv.ReadOptions(
-            use_threads=False, block_size=_block_bytes(batch_rows), encoding=encoding
-        ),
-        parse_options=pacsv.ParseOptions(newlines_in_values=True, invalid_row_handler=on_bad_row),
-        convert_options=pacsv.ConvertOptions(
-            column_types={c: pa.string() for c in columns},
-            strings_can_be_null=False,
-            quoted_strings_can_be_null=False,
-        ),
-    )
-    try:
-        yield from _rebatch(reader, batch_rows)
-    except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
-        raise _read_error(src, encoding, exc, bad[0] if bad else None) from exc
-
-
-def _read_error(src: Path, encoding: str, exc: BaseException, bad_row: Any) -> PipekitError:
-    """InputError for a parse failure: the malformed row's line, or the first undecodable line."""
-    if bad_row is not None:
-        where = _where(src, encoding, bad_row.number)
-        return InputError(
-            f"{src}: {where} has {bad_row.actual_columns} field(s), expected {bad_row.expected_columns}: "
-            f"{_clip(bad_row.text)}",
-            hint="fix the row (quote fields that contain commas), or pass --bad-rows quarantine "
-            "to set such rows aside in <stem>_quarantine.csv",
-        )
-    message = str(exc)
-    if "UTF8" in message or "UTF-8" in message or isinstance(exc, UnicodeDecodeError):
-        return _encoding_error(src, encoding)
-    return InputError(f"{src}: cannot parse as CSV: {message}", hint="check the file is a CSV")
-
-
 __all__ = [
     "DEFAULT_BATCH_ROWS",
     "CleanFileReport",
     "clean_file",
+    "default_quarantine_dir",
     "iter_batches",
     "output_paths",
+    "quarantine_path",
     "read_header",
 ]

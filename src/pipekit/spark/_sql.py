@@ -130,11 +130,12 @@ def policy_select_sql(
 
 
 def _need_key(key: bytes | None, column: str) -> bytes:
-    """The HMAC key, or a ConfigError saying a keyed hash cannot be compiled without one."""
+    """The HMAC key, or a ConfigError saying a keyed hash cannot be compiled without one (or with a short one)."""
     if not key:
         raise ConfigError(
             f"column {column!r} uses a keyed hash, which needs the key to compile",
             hint="pass key=... (or set the policy's key_env); a Glue Studio graph cannot hold a key, "
             "so use the script job for hash rules",
         )
-    return key
+    # The same floor as the Arrow path, so a key the core refuses never masks data on Spark either.
+    return _core.check_key(key)
