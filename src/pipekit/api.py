@@ -27,6 +27,7 @@ from pipekit.core import (
     validate,
 )
 from pipekit.errors import InputError
+from pipekit.io._read import check_input
 from pipekit.io.engine import DEFAULT_BATCH_ROWS, CleanFileReport, clean_file, iter_batches, read_header
 
 __all__ = ["CleanFileReport", "clean", "clean_file", "scan_file", "validate_file"]
@@ -94,8 +95,7 @@ def scan_file(
 ) -> PiiReport:
     """Scan a CSV or Parquet file for PII in batches; ``sample`` limits the scan to the first N rows."""
     src = Path(path)
-    if not src.exists():
-        raise InputError(f"{src}: no such file", hint="check the path")
+    check_input(src)  # before anything opens it: a FIFO would block the Parquet sniff below
     batches = _parquet_batches(src) if _is_parquet(src) else iter_batches(src, encoding=encoding)
     findings: dict[str, dict[str, int]] = {}
     rows = 0

@@ -28,7 +28,8 @@ In the CSV, text a spreadsheet would run as a formula (=, +, -, @, tab, CR first
 (plain numbers such as -12.5 are left alone); the Parquet file keeps the true values.
 Malformed rows under --bad-rows quarantine go, raw, to a private file (mode 0600) outside --out;
 messages name lines and columns, never values.
-Exit codes: 0 done, 1 required columns missing, 2 bad usage or unreadable input.
+Exit codes: 0 done, 1 required columns missing, 2 bad usage, unreadable or changing input, or an
+output folder that cannot be written (full, read-only); then nothing is published.
 """
 
 _VALIDATE_EPILOG = """\

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import tempfile
@@ -9,7 +10,32 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from pipekit.errors import StorageError
+
 _CHUNK = 1 << 20
+
+_FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC), errno.EFBIG}
+_DENIED = {errno.EACCES, errno.EPERM, errno.EROFS}
+_NOT_A_FOLDER = {errno.ENOTDIR, errno.EEXIST}
+
+
+def storage_error(exc: OSError, folder: str | os.PathLike[str]) -> StorageError:
+    """StorageError for an OS error while writing into ``folder``: one line naming the path, and what to do.
+
+    The path is the one the OS named when it did (``exc.filename``), else ``folder``.
+    """
+    path = exc.filename if exc.filename is not None else folder
+    code = exc.errno
+    reason = exc.strerror or str(exc)
+    if code in _FULL:
+        hint = "free some space (or raise the quota) on that disk, or choose another --out"
+    elif code in _DENIED:
+        hint = "choose a folder you can write to (--out), or fix its permissions or mount"
+    elif code in _NOT_A_FOLDER:
+        hint = "a file is where a folder is expected: remove or rename it, or choose another --out"
+    else:
+        hint = "check the folder exists and is writable, then run again"
+    return StorageError(f"cannot write {path}: {reason}; nothing was published", hint=hint)
 
 
 def _default_mode() -> int:

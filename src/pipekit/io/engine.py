@@ -43,18 +43,19 @@ from pipekit.errors import ConfigError, PipekitError, StorageError, ValidationEr
 from pipekit.io._dedup import RowHasher, SeenRows
 from pipekit.io._read import (
     DEFAULT_BATCH_ROWS,
-    HashingReader,
+    CheckedInput,
     Progress,
-    block_bytes,
     check_input,
     iter_batches,
+    read_batches,
     read_error,
     read_header,
-    rebatch,
+    read_os_error,
     record_lines,
 )
 from pipekit.io._report import CleanFileReport
 from pipekit.io._staging import Staging
+from pipekit.io.atomic import storage_error
 from pipekit.io.csvfmt import header_line
 
 BadRows = Literal["error", "quarantine"]
@@ -124,8 +125,8 @@ def clean_file(
     now = utc_now(now)
     workers = workers or min(4, os.cpu_count() or 1)
     src = Path(input_path)
-    check_input(src)
-    total = src.stat().st_size
+    identity = check_input(src)
+    total = identity.st_size
     columns = read_header(src, encoding)
     _check_columns(src, columns, config)
     if config.policy.needs_key:
@@ -152,12 +153,31 @@ def clean_file(
         paths,
         workers,
         private,
+        identity,
     )
+    try:
+        return _run_and_publish(run, config, now, bad_rows, batch_rows, started)
+    except OSError as exc:
+        # Anything the OS refused on the way (read-only folder, disk full, quota, a file where a folder
+        # should be) is the user's to fix: name the path, say what to do. Staging has removed its temps.
+        raise storage_error(exc, Path(out_dir)) from exc
+    except StorageError as exc:
+        # Staging's own "cannot create output directory": the same one line, with what to do.
+        if exc.hint is None and isinstance(exc.__cause__, OSError):
+            raise storage_error(exc.__cause__, Path(out_dir)) from exc.__cause__
+        raise
+
+
+def _run_and_publish(
+    run: _Run, config: CleaningConfig, now: datetime, bad_rows: BadRows, batch_rows: int, started: float
+) -> CleanFileReport:
+    """Run the pipeline into staged temp files, write the report, and rename everything into place."""
+    src, encoding, paths, out_dir = run.src, run.encoding, run.paths, run.paths["report"].parent
     with Staging() as staging:
         run.execute(staging)
         timings = dict(run.timings)
         report = CleanFileReport(
-            input={"path": str(src), "bytes": total, "sha256": run.sha256, "encoding": encoding},
+            input={"path": str(src), "bytes": run.bytes_read, "sha256": run.sha256, "encoding": encoding},
             outputs={k: str(p) for k, p in paths.items()},
             rows_read=run.rows_read,
             rows_written=run.rows_written,
@@ -215,7 +235,8 @@ class _Run:
         total: int,
         paths: dict[str, Path],
         workers: int,
-        quarantine_dir: Path | None = None,
+        quarantine_dir: Path | None,
+        identity: os.stat_result,
     ) -> None:
         self.src, self.columns, self.config, self.now = src, columns, config, now
         self.encoding, self.bad_rows, self.batch_rows, self.key = encoding, bad_rows, batch_rows, key
@@ -233,7 +254,10 @@ class _Run:
             "finalize_s": 0.0,
         }
         self.sha256 = ""
+        self.bytes_read = 0
+        self._identity = identity
         self._bad_row: Any = None
+        self._callback_error: BaseException | None = None
         self._quarantine_dir = quarantine_dir
         self._quarantine_fh: io.BufferedWriter | None = None
         self._quarantine_tmp: Path | None = None
@@ -249,36 +273,53 @@ class _Run:
     # The reader: parse CSV blocks into record batches (GIL released inside Arrow).
     def _reader(self, out: queue.Queue[Any]) -> None:
         try:
-            with open(self.src, "rb") as raw:
-                hashing = HashingReader(raw, self.progress, self.total)
-                reader = pacsv.open_csv(
-                    hashing,
-                    read_options=pacsv.ReadOptions(
-                        use_threads=False, block_size=block_bytes(self.batch_rows), encoding=self.encoding
-                    ),
-                    parse_options=pacsv.ParseOptions(
-                        newlines_in_values=True, invalid_row_handler=self._on_bad_row
-                    ),
-                    convert_options=pacsv.ConvertOptions(
-                        column_types={c: pa.string() for c in self.columns},
-                        strings_can_be_null=False,
-                        quoted_strings_can_be_null=False,
-                    ),
+            with CheckedInput(self.src, self._identity, self.encoding, self.progress) as checked:
+                batches = read_batches(
+                    checked, self.columns, self.encoding, self.batch_rows, self._on_bad_row
                 )
-                for table in rebatch(reader, self.batch_rows):
-                    if self._stop.is_set():
-                        return
-                    _put(out, table, self._stop)
-                hashing.drain()
-                self.sha256 = hashing.hexdigest()
+                try:
+                    for table in batches:
+                        if self._stop.is_set():
+                            return
+                        _put(out, table, self._stop)
+                except (pa.ArrowInvalid, UnicodeDecodeError, OSError) as exc:
+                    # A file cut or grown under the reader shows as a bad row or a read error: say so.
+                    problem = checked.problem()
+                    if problem is not None:
+                        raise problem from exc
+                    if self._callback_error is not None:
+                        raise self._callback_error from exc
+                    if isinstance(exc, OSError):
+                        raise read_os_error(self.src, exc) from exc
+                    raise
+                finally:
+                    batches.close()  # drops the Arrow reader now: leaving the block waits for that
+                if self._callback_error is not None:
+                    raise self._callback_error
+                # Only bytes that were read and checked are hashed: the report's sha256 is what was cleaned.
+                self.sha256 = checked.finish()
+                self.bytes_read = checked.bytes_read
             _put(out, _DONE, self._stop)
         except BaseException as exc:  # handed to the cleaning thread, which raises it
             _put(out, exc, self._stop)
 
     def _on_bad_row(self, row: Any) -> str:
-        """pyarrow's callback for a row with the wrong number of fields.
+        """pyarrow's callback for a row with the wrong number of fields; never raises.
 
-        Such a row cannot be split into columns, so it cannot be masked: it goes, raw, to a private file
+        An exception raised here is printed and ignored by pyarrow ("Exception ignored in ..."), so any
+        error (a full disk under the quarantine file) is kept for the reader and the parse is stopped.
+        """
+        try:
+            return self._handle_bad_row(row)
+        except OSError as exc:
+            self._callback_error = storage_error(exc, self._quarantine_dir or self.src.parent)
+            return "error"
+        except BaseException as exc:
+            self._callback_error = exc
+            return "error"
+
+    def _handle_bad_row(self, row: Any) -> str:
+        """Such a row cannot be split into columns, so it cannot be masked: it goes, raw, to a private file
         (mode 0600) outside the published output, created on the first bad row.
         """
         if self.bad_rows == "error":
@@ -338,8 +379,12 @@ class _Run:
             _drain(inbox)
         finally:
             for writer in (csv, parquet):
-                if writer is not None:
-                    writer.close()
+                try:
+                    if writer is not None:
+                        writer.close()  # flushes the last pages: the disk may fill here too
+                except BaseException as exc:
+                    errors.append(exc)
+                    self._stop.set()
 
     def execute(self, staging: Staging) -> None:
         """Run the stages; raise the first error any of them hit.
@@ -403,11 +448,13 @@ class _Run:
             pool.shutdown(wait=True, cancel_futures=True)
             reader.join(timeout=5)
             if self._quarantine_fh is not None:
-                self._quarantine_fh.close()
+                self._quarantine_fh.close()  # may raise OSError (disk full): clean_file names the folder
         if writer_errors:
             exc = writer_errors[0]
             if isinstance(exc, PipekitError):
                 raise exc
+            if isinstance(exc, OSError):
+                raise storage_error(exc, self.paths["csv"].parent) from exc
             raise StorageError(
                 f"writing the cleaned output to {self.paths['csv'].parent} failed: {exc}"
             ) from exc
