@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Demo 2: run the customer_pipeline DAG once on real Airflow 3 (temporary home, SQLite), offline.
 #
-# Generates a seeded messy customers CSV into a landing folder, runs the DAG with `airflow dags test`
-# (no scheduler needed), prints where the cleaned file, backup, manifest and GX report landed, then
-# re-delivers the same file to show it is recognised by sha256 and skipped.
+# Generates a seeded messy customers CSV and a poison file (no email column) into a landing folder, runs
+# the DAG with `airflow dags test` (no scheduler needed): both files in the same run, the poison file is
+# moved to rejected/ with a reason while the good one is processed. Prints where the cleaned file, backup,
+# manifest and GX report landed, then re-delivers the good file to show it is recognised by sha256 and skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$PWD"
@@ -23,15 +24,16 @@ LOG="$DEMO/airflow-run.log"
 rm -rf "$BASE"
 mkdir -p "$AIRFLOW_HOME" "$BASE/landing"
 
-echo "== 1. demo CSV -> $BASE/landing/customers.csv"
+echo "== 1. demo CSV -> $BASE/landing/customers.csv, and a poison file without an email column -> bad_export.csv"
 "$PY" -c "from pipekit.sample import write_customers_csv; write_customers_csv('$BASE/landing/customers.csv', 5000, seed=2)"
+printf 'id,name,timestamp\n1,"Doe, Jane",2024-01-01\n' > "$BASE/landing/bad_export.csv"
 
 echo "== 2. Airflow metadata DB (SQLite) in $AIRFLOW_HOME"
 airflow db migrate > "$DEMO/db-migrate.log" 2>&1 || { tail -20 "$DEMO/db-migrate.log"; exit 1; }
 
 # A fixed "now" for the future-timestamp rule (as demo 1 does), so the counts are the same whatever the date.
 CONF="{\"base_dir\": \"$BASE\", \"now\": \"2026-01-01T00:00:00Z\"}"
-echo "== 3. airflow dags test customer_pipeline -c '$CONF'   (log: $LOG)"
+echo "== 3. airflow dags test customer_pipeline -c '$CONF'   (log: $LOG; the run is 'failed': one file was rejected)"
 airflow dags test customer_pipeline -c "$CONF" > "$LOG" 2>&1 || true
 
 "$PY" - "$BASE" <<'PY'
@@ -56,6 +58,18 @@ print(f"   counts          {', '.join(f'{k}={v}' for k, v in run['counts'].items
 fr = run["future_rows"]
 print(f"   future rows     shell script {fr['shell_script']} / core {fr['core']} (agree: {fr['agree']})")
 print(f"   landing file still there? {(base / 'landing' / entry.file_name).exists()}")
+rejected = [e for e in Manifest(base / "manifest.jsonl").entries() if e.event == "rejected"]
+if not rejected:
+    sys.exit("expected bad_export.csv to be rejected in the same run: see .demo/airflow/airflow-run.log")
+bad = rejected[-1]
+if bad.run_id != entry.run_id:
+    sys.exit(f"expected one run to take both files, got {bad.run_id} and {entry.run_id}")
+reason = json.loads(Path(bad.outputs["reason_path"]).read_text())
+print(f"   same run, rejected: {bad.file_name} ({reason['stage']}: gate {reason['gate']}, "
+      f"missing {', '.join(reason['missing_columns'])})")
+print(f"      moved to     {bad.outputs['rejected_path']}")
+print(f"      reason       {bad.outputs['reason_path']}")
+print(f"   landing folder now: {sorted(p.name for p in (base / 'landing').iterdir()) or 'empty'}")
 PY
 
 echo "== 4. re-deliver the identical file: it must be skipped, not processed twice"

@@ -1,5 +1,9 @@
 """The customer-drop job as plain steps: find -> ingest -> validate (GX) -> clean -> flag future (shell) -> publish.
 
+A delivery that fails the required-columns gate or cannot be parsed is a poison file: it is moved to
+``rejected/`` with a ``.reason.json`` (counts and masked samples, never raw values), its content gets one
+``rejected`` manifest line, and the step raises ValidationError/InputError so the caller shows it failed.
+
 Each step takes paths and small dicts and returns a small JSON-able dict, so the Airflow DAG
 (``adapters/airflow/dags/customer_pipeline.py``), the CLI (``pipekit airflow run-customer``) and a
 notebook run exactly the same code. Heavy libraries are imported inside the steps that need them.
@@ -9,6 +13,7 @@ Layout under the base directory (default ``$AIRFLOW_HOME/pipekit/customers``)::
     landing/customers.csv                         the drop (removed only after a verified backup)
     backups/customers.20261124T010203000000Z.csv  original, UTC-stamped, plus .sha256 sidecar
     manifest.jsonl                                append-only ingestion manifest
+    rejected/bad.csv.20261124T010203000000Z       a refused delivery, plus .reason.json beside it
     output/customers_<sha12>/customers_cleaned.csv|.parquet, _report.json, _gx.json|.html,
                              customers_future_ids.csv, customers_run.json
 """
@@ -26,7 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pipekit.errors import ConfigError, InputError, StorageError
+from pipekit.errors import ConfigError, InputError, PipekitError, StorageError, ValidationError
 from pipekit.io.atomic import atomic_write_text
 
 log = logging.getLogger("pipekit.customer_pipeline")
@@ -68,6 +73,7 @@ class CustomerPipelineConfig:
     output_dir: Path
     backup_dir: Path
     manifest_path: Path
+    rejected_dir: Path
     pattern: str = "*.csv"
     settle_seconds: float = 0.0
     now: datetime | None = None
@@ -87,7 +93,7 @@ class CustomerPipelineConfig:
     ) -> CustomerPipelineConfig:
         """Each setting from: DAG params/CLI > Airflow Variable ``pipekit_customer_<name>`` > env ``PIPEKIT_CUSTOMER_<NAME>`` > default.
 
-        Names: base_dir, landing_dir, output_dir, backup_dir, manifest, pattern, settle_seconds, now,
+        Names: base_dir, landing_dir, output_dir, backup_dir, manifest, rejected_dir, pattern, settle_seconds, now,
         policy_file, encoding, bad_rows, fail_on_data_problems, remove_source.
         """
         params = params or {}
@@ -116,6 +122,7 @@ class CustomerPipelineConfig:
             output_dir=Path(pick("output_dir") or base / "output").expanduser(),
             backup_dir=Path(pick("backup_dir") or base / "backups").expanduser(),
             manifest_path=Path(pick("manifest") or base / "manifest.jsonl").expanduser(),
+            rejected_dir=Path(pick("rejected_dir") or base / "rejected").expanduser(),
             pattern=pick("pattern") or "*.csv",
             settle_seconds=settle,
             now=_parse_now(pick("now")),
@@ -136,27 +143,82 @@ def work_dir_for(config: CustomerPipelineConfig, file_name: str, sha256: str) ->
     return config.output_dir / f"{Path(file_name).stem}_{sha256[:12]}"
 
 
-def find_file(config: CustomerPipelineConfig) -> str | None:
-    """The oldest settled landing file matching the pattern, or None."""
+def find_files(config: CustomerPipelineConfig) -> list[str]:
+    """Every settled landing file matching the pattern, in arrival order (oldest mtime first)."""
     from pipekit.io.ingest import find_landing_files
 
     found = find_landing_files(config.landing_dir, config.pattern, settle_seconds=config.settle_seconds)
-    if len(found) > 1:
-        log.info("%d files waiting in %s; taking the oldest, %s", len(found), config.landing_dir, found[0].name)
-    return str(found[0]) if found else None
+    log.info("%d settled file(s) matching %s in %s: %s", len(found), config.pattern, config.landing_dir,
+             ", ".join(p.name for p in found) or "none")
+    return [str(p) for p in found]
+
+
+def find_file(config: CustomerPipelineConfig) -> str | None:
+    """The oldest settled landing file matching the pattern, or None."""
+    found = find_files(config)
+    return found[0] if found else None
+
+
+def _reject(
+    ingested: Mapping[str, Any], config: CustomerPipelineConfig, *, stage: str, error: Exception,
+    quality: Any = None, previous: Mapping[str, Any] | None = None,
+) -> PipekitError:
+    """Move the delivery to ``rejected/`` with its reason; return the error for the caller to raise."""
+    from pipekit.io.ingest import reject_file
+
+    entry = _entry(ingested)
+    reason: dict[str, Any] = {"stage": stage, "error": type(error).__name__,
+                              "reason": getattr(error, "message", str(error))}
+    if quality is not None:
+        # QualityResult: column names, counts and masked samples only (gx_suite masks sensitive values).
+        reason.update(
+            gate="FAIL" if quality.missing_columns else "PASS",
+            missing_columns=list(quality.missing_columns), columns=list(quality.columns), rows=quality.rows,
+            problems=[
+                {"column": f.column, "check": f.expectation, "unexpected": f.unexpected_count,
+                 "of": f.element_count, "sample_rows": list(f.sample_rows), "sample_values_masked": list(f.sample_values)}
+                # The column-set check (no column) is said above as missing_columns.
+                for f in quality.failures if f.column is not None and f.column not in quality.missing_columns
+            ],
+        )
+    if previous is not None:
+        reason["previously_rejected"] = {k: previous.get(k) for k in ("ingested_at", "run_id", "outputs")}
+    done = reject_file(entry, manifest_path=config.manifest_path, rejected_dir=config.rejected_dir, reason=reason)
+    where = done.rejected_path or "(already moved)"
+    log.warning("rejected %s (sha256 %s) at %s: moved to %s, reason %s", entry["file_name"], entry["sha256"],
+                stage, where, done.reason_path)
+    message = f"{getattr(error, 'message', error)}\nrejected: {entry['file_name']} moved to {where}; reason in {done.reason_path}"
+    hint = "fix the export and deliver it again (a new content is a new delivery); the next files were not held up"
+    if isinstance(error, ValidationError):
+        return ValidationError(message, report=error.report, hint=hint)
+    return InputError(message, hint=hint)
 
 
 def ingest(path: str, config: CustomerPipelineConfig, *, run_id: str) -> dict[str, Any]:
     """Manifest + verified backup of ``path``; ``status`` is ``duplicate`` when that content was already processed."""
-    from pipekit.io.ingest import ingest_file
+    from pipekit.io.ingest import describe_file, ingest_file
 
-    result = ingest_file(
-        path, manifest_path=config.manifest_path, backup_dir=config.backup_dir, run_id=run_id,
-        encoding=config.encoding, remove_duplicates=config.remove_source,
-    )
+    try:
+        result = ingest_file(
+            path, manifest_path=config.manifest_path, backup_dir=config.backup_dir, run_id=run_id,
+            encoding=config.encoding, remove_duplicates=config.remove_source,
+        )
+    except InputError as exc:
+        if not Path(path).is_file():
+            raise
+        # Not even countable as CSV (e.g. a field over the csv module's limit): rejected as it is, no backup.
+        facts = describe_file(Path(path), run_id=run_id, count_rows=False)
+        raise _reject({"entry": facts.to_dict()}, config, stage="ingest", error=exc) from exc
     entry = result.entry
     out = result.to_dict()
     out["work_dir"] = str(work_dir_for(config, entry.file_name, entry.sha256))
+    if result.status == "rejected":
+        previous = result.previous.to_dict() if result.previous else {}
+        earlier = ValidationError(
+            f"{entry.file_name}: this content (sha256 {entry.sha256}) was rejected before "
+            f"({(previous.get('outputs') or {}).get('reason') or 'see the earlier reason file'})"
+        )
+        raise _reject(out, config, stage="ingest", error=earlier, previous=previous)
     log.info(
         "ingest %s: %s, %d bytes, %d rows, sha256 %s, backup %s",
         entry.file_name, result.status, entry.size_bytes, entry.row_count, entry.sha256, entry.backup_path,
@@ -186,18 +248,29 @@ def _input_link(ingested: Mapping[str, Any]) -> Path:
 
 def validate(ingested: Mapping[str, Any], config: CustomerPipelineConfig) -> dict[str, Any]:
     """Run the GX suite on the backed-up original; save ``<stem>_gx.json/.html``; raise ValidationError if it must fail."""
+    from pipekit.io.ingest import verify_backup
     from pipekit.quality import check_csv
 
     entry = _entry(ingested)
     stem = Path(entry["file_name"]).stem
-    result, json_path, html_path = check_csv(
-        entry["backup_path"], ingested["work_dir"], stem=stem, encoding=config.encoding,
-        fail_on_data_problems=config.fail_on_data_problems,
-        label=f"{entry['file_name']} (delivered as {entry['source_path']}, backup {entry['backup_path']})",
-        source_name=entry["source_path"],
-    )
+    if not verify_backup(entry["backup_path"], entry["sha256"]):
+        raise StorageError(f"backup {entry['backup_path']} of {entry['file_name']} is missing or does not match "
+                           f"sha256 {entry['sha256']}", hint="re-run the ingest task to take a fresh backup")
+    try:
+        result, json_path, html_path = check_csv(
+            entry["backup_path"], ingested["work_dir"], stem=stem, encoding=config.encoding,
+            fail_on_data_problems=config.fail_on_data_problems,
+            label=f"{entry['file_name']} (delivered as {entry['source_path']}, backup {entry['backup_path']})",
+            # The report is about the bytes checked, which outlive the landing file: the verified backup.
+            source_name=entry["backup_path"],
+        )
+    except ValidationError as exc:
+        raise _reject(ingested, config, stage="validate", error=exc, quality=exc.report) from exc
+    except InputError as exc:
+        raise _reject(ingested, config, stage="validate", error=exc) from exc
     log.info("quality check:\n%s", result.summary())
     return {
+        "gate": "PASS" if result.ok else "FAIL",
         "success": result.success,
         "summary": result.summary(),
         "gx_json": str(json_path),
@@ -217,6 +290,8 @@ def clean(ingested: Mapping[str, Any], config: CustomerPipelineConfig) -> dict[s
             source, ingested["work_dir"], now=now, encoding=config.encoding, bad_rows=config.bad_rows,  # type: ignore[arg-type]  # resolve() admits only error|quarantine
             policy=config.policy_file,
         )
+    except (InputError, ValidationError) as exc:
+        raise _reject(ingested, config, stage="clean", error=exc) from exc
     finally:
         # The link only gives the outputs the delivery's name; the backup itself stays.
         source.unlink(missing_ok=True)
@@ -286,7 +361,7 @@ def publish(
         "run_id": entry["run_id"],
         "backup": entry["backup_path"],
         "manifest": str(config.manifest_path),
-        "quality": {k: validated[k] for k in ("success", "gx_json", "gx_html", "failed_expectations")},
+        "quality": {k: validated.get(k) for k in ("gate", "success", "gx_json", "gx_html", "failed_expectations")},
         "outputs": {k: cleaned[k] for k in ("cleaned_csv", "cleaned_parquet", "report", "future_ids")},
         "counts": cleaned["counts"],
         "future_rows": {"shell_script": shell_future, "core": core_future,

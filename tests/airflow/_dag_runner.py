@@ -23,7 +23,12 @@ def main(dags_folder: str, dag_id: str, conf_json: str, out: str) -> int:
 
     session = settings.Session()
     tis = run.get_task_instances(session=session)
-    result = {"state": str(run.state), "tasks": {ti.task_id: str(ti.state) for ti in tis}}
+    # A mapped task instance is "<task_id>[<map_index>]"; an unmapped one (or a mapped task that never
+    # expanded, e.g. skipped upstream) is its plain task id.
+    result = {
+        "state": str(run.state),
+        "tasks": {(ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.map_index}]"): str(ti.state) for ti in tis},
+    }
     Path(out).write_text(json.dumps(result))
     print(json.dumps(result))
     return 0

@@ -1,10 +1,13 @@
-"""The customer DAG on real Airflow 3 (temporary AIRFLOW_HOME, SQLite): parse, happy path, duplicate, bad file."""
+"""The customer DAG on real Airflow 3 (temporary AIRFLOW_HOME, SQLite): parse, happy path, duplicate, several
+files in one run with a poison file rejected while the others are processed."""
 
 from __future__ import annotations
 
+import collections
 import csv
 import hashlib
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -20,7 +23,14 @@ REPO = Path(__file__).resolve().parents[2]
 DAG_FILE = REPO / "adapters" / "airflow" / "dags" / "customer_pipeline.py"
 SCRIPT = REPO / "adapters" / "airflow" / "scripts" / "flag_future_timestamps.sh"
 NOW = "2026-06-15T12:00:00+00:00"
-TASKS = {"wait_for_file", "ingest", "validate", "clean", "flag_future_timestamps", "publish"}
+STEPS = ("ingest", "validate", "clean", "flag_future_timestamps", "publish")
+MAPPED = {f"process_file.{step}" for step in STEPS}
+TASKS = {"list_files", *MAPPED}
+
+
+def _file_tasks(index: int, state: str) -> dict[str, str]:
+    """Every task of the ``index``-th mapped file in ``state``."""
+    return {f"{task}[{index}]": state for task in MAPPED}
 
 _INSPECT = r"""
 import json, sys, time
@@ -29,12 +39,16 @@ bag = DagBag(dag_folder=sys.argv[1])
 dag = bag.get_dag("customer_pipeline")
 out = {"import_errors": {k: str(v) for k, v in bag.import_errors.items()}}
 if dag is not None:
-    sensor = dag.get_task("wait_for_file")
-    bash = dag.get_task("flag_future_timestamps")
+    from airflow.sdk.bases.sensor import BaseSensorOperator
+    bash = dag.get_task("process_file.flag_future_timestamps")
+    env = bash.partial_kwargs["env"] if bash.is_mapped else bash.env
     out.update(
         schedule=str(dag.timetable.expression), catchup=dag.catchup, max_active_runs=dag.max_active_runs,
-        tasks=sorted(dag.task_ids), sensor_mode=sensor.mode, bash_command=bash.bash_command,
-        scripts_dir=bash.env["PIPEKIT_SCRIPTS_DIR"], env=bash.env, upstream={t.task_id: sorted(t.upstream_task_ids) for t in dag.tasks},
+        tasks=sorted(dag.task_ids), mapped=sorted(t.task_id for t in dag.tasks if t.get_needs_expansion()),
+        sensors=[t.task_id for t in dag.tasks if isinstance(t, BaseSensorOperator) or getattr(t, "deferrable", False)],
+        scripts_dir=env["PIPEKIT_SCRIPTS_DIR"], env=env,
+        upstream={t.task_id: sorted(t.upstream_task_ids) for t in dag.tasks},
+        parallel={t.task_id: t.max_active_tis_per_dagrun for t in dag.tasks},
         params=sorted(dag.params.keys()),
     )
 print(json.dumps(out))
@@ -68,15 +82,18 @@ def test_dagbag_imports_the_dag_without_errors_and_wiring_is_right(airflow_home)
     assert info["schedule"] == "0 * * * *"
     assert info["catchup"] is False and info["max_active_runs"] == 1
     assert set(info["tasks"]) == TASKS
-    assert info["sensor_mode"] == "reschedule"
-    # Not ending in ".sh": Airflow must not try to load the command as a Jinja template file.
-    assert not info["bash_command"].rstrip().endswith(".sh")
+    # No waiting task holds the run (and so the only run slot): the run looks once, the schedule is the poll.
+    assert info["sensors"] == []
+    assert set(info["mapped"]) == MAPPED, "every file is its own mapped task instance"
     assert Path(info["scripts_dir"]) == SCRIPT.parent
-    # env values are templated too: none may end in ".sh" or Airflow looks for a template file.
+    # env values are templated: none may end in ".sh" or Airflow looks for a template file.
     assert not [v for v in info["env"].values() if v.rstrip().endswith(".sh")]
-    assert info["upstream"]["publish"] == ["clean", "flag_future_timestamps", "ingest", "validate"]
-    assert info["upstream"]["flag_future_timestamps"] == ["clean"]
-    assert {"landing_dir", "output_dir", "backup_dir", "manifest", "now"} <= set(info["params"])
+    group = "process_file."
+    assert info["upstream"][group + "ingest"] == ["list_files"]
+    assert info["upstream"][group + "publish"] == [group + s for s in ("clean", "flag_future_timestamps", "ingest", "validate")]
+    assert info["upstream"][group + "flag_future_timestamps"] == [group + "clean"]
+    assert info["parallel"][group + "validate"] == info["parallel"][group + "clean"] == 2
+    assert {"landing_dir", "output_dir", "backup_dir", "manifest", "rejected_dir", "now"} <= set(info["params"])
 
 
 def test_dag_file_parses_fast_and_imports_nothing_heavy(airflow_home):
@@ -122,7 +139,7 @@ def test_happy_path_then_redelivery_is_skipped(customer_home):
 
     run = home.dag_test("customer_pipeline", conf)
     assert run.state == "success", run.log[-5000:]
-    assert run.tasks == dict.fromkeys(TASKS, "success")
+    assert run.tasks == {"list_files": "success", **_file_tasks(0, "success")}
 
     # Backup: UTC-stamped name, same bytes, sha256 sidecar; landing file removed only after that.
     (backup,) = (base / "backups").glob("customers.*Z.csv")
@@ -141,6 +158,14 @@ def test_happy_path_then_redelivery_is_skipped(customer_home):
         assert (work / f"customers_{name}").is_file(), name
     run_report = json.loads((work / "customers_run.json").read_text())
     assert run_report["future_rows"]["agree"] is True
+    # Honest reports: the gate passed (raw-file problems are a profile), the source is the verified backup.
+    assert run_report["quality"]["gate"] == "PASS"
+    page = (work / "customers_gx.html").read_text()
+    assert "Gate (required columns): PASSED" in page and f"Source: <code>{backup}</code>" in page
+    assert "great_expectations._docs_decorators" not in run.log, "GX registration noise stays out of task logs"
+    # Every output (the shell script's side file too) gets the mode the umask gives.
+    modes = {f.name: f.stat().st_mode & 0o777 for f in work.iterdir() if f.is_file()}
+    assert len(set(modes.values())) == 1, modes
     assert run_report["counts"]["dropped_duplicate"] > 0 and run_report["counts"]["dropped_null"] > 0
 
     # The shell script's side file equals the core's is_future on the same cleaned CSV.
@@ -160,9 +185,8 @@ def test_happy_path_then_redelivery_is_skipped(customer_home):
     landing.write_bytes(original)
     again = home.dag_test("customer_pipeline", conf)
     assert again.state == "success", again.log[-5000:]
-    assert again.tasks["wait_for_file"] == "success" and again.tasks["ingest"] == "skipped"
-    assert all(again.tasks[t] == "skipped" for t in TASKS - {"wait_for_file", "ingest"})
-    assert "was already processed" in again.log
+    assert again.tasks == {"list_files": "success", **_file_tasks(0, "skipped")}
+    assert "is the content of customers.csv" in again.log
     assert [e.event for e in Manifest(base / "manifest.jsonl").entries()] == ["ingested", "completed", "skipped_duplicate"]
     assert not landing.exists()
     assert len(list((base / "output").iterdir())) == 1
@@ -170,36 +194,89 @@ def test_happy_path_then_redelivery_is_skipped(customer_home):
 
 def test_no_file_skips_the_run_instead_of_failing(customer_home):
     home, base = customer_home
-    home.extra_env["PIPEKIT_CUSTOMER_WAIT_SECONDS"] = "0"  # what the cron line sets: look once
     run = home.dag_test("customer_pipeline", {"base_dir": str(base)})
     assert run.state == "success", run.log[-3000:]
     assert run.tasks == dict.fromkeys(TASKS, "skipped")
+    assert "no settled file matching *.csv in" in run.log
     assert not (base / "manifest.jsonl").exists()
 
 
-def test_file_missing_email_fails_validate_clearly_then_fixed_file_succeeds(customer_home):
+BAD = (  # no email column; raw PII in other columns must not reach the reason file
+    "id,name,e_mail_backup,timestamp\n"
+    '1,"Doe, Jane",jane.secret@example.com,2024-01-01\n'
+    "2,,bob.hidden@example.org,not a date\n"
+)
+SMALL = (
+    "id,name,email,timestamp\n"
+    '1,"smith, john",John.Smith@Example.com,2030-01-01T00:00:00+02:00\n'
+    "2,ann,ann@example.org,2020-01-01\n"
+)
+
+
+def test_one_run_takes_every_settled_file_and_a_poison_file_is_rejected_without_blocking(customer_home):
     home, base = customer_home
-    landing = base / "landing" / "customers.csv"
-    landing.write_text('id,name,timestamp\n1,"Doe, Jane",2024-01-01\n')
-    original = landing.read_bytes()
+    landing = base / "landing"
+    # d's name is a Jinja expression: the bash step's command is a template, so data must never reach it.
+    good, copy, bad, other = (landing / n for n in ("a_good.csv", "b_copy.csv", "c_bad.csv", "d_{{ 6 }}.csv"))
+    _write_customers(good)
+    copy.write_bytes(good.read_bytes())
+    bad.write_text(BAD)
+    other.write_text(SMALL)
+    for age, path in enumerate((good, copy, bad, other)):  # arrival order = mtime order: a, b, c, d
+        os.utime(path, (1_700_000_000 + age, 1_700_000_000 + age))
+    sha = {p.stem: hashlib.sha256(p.read_bytes()).hexdigest() for p in (good, bad, other)}
     conf = {"base_dir": str(base), "now": NOW}
 
     run = home.dag_test("customer_pipeline", conf)
+    # Red, for the bad file only: its validate failed (no retry), its later steps never ran; the others went on.
     assert run.state == "failed"
-    assert run.tasks["validate"] == "failed"
-    assert run.tasks["ingest"] == "success" and run.tasks["clean"] == "upstream_failed"
-    assert "required columns missing: email (found: id, name, timestamp)" in run.log
+    # a_good.csv and b_copy.csv hold the same bytes: whichever instance ingests first is processed, the other
+    # is skipped (instances of one run need not run in map-index order).
+    winner = 0 if run.tasks.get("process_file.publish[0]") == "success" else 1
+    assert run.tasks == {
+        "list_files": "success",
+        **_file_tasks(winner, "success"),
+        **_file_tasks(1 - winner, "skipped"),
+        **_file_tasks(2, "upstream_failed"), "process_file.ingest[2]": "success", "process_file.validate[2]": "failed",
+        **_file_tasks(3, "success"),
+    }, run.log[-5000:]
+    assert "required columns missing: email (found: id, name, e_mail_backup, timestamp)" in run.log
     assert "AirflowFailException" in run.log, "bad data must not be retried"
-    assert landing.read_bytes() == original, "the landing file is untouched"
-    (work,) = (base / "output").iterdir()
-    assert "required columns missing" in (work / "customers_gx.html").read_text()
-    assert not list(work.glob("*_cleaned.*"))
-    assert [e.event for e in Manifest(base / "manifest.jsonl").entries()] == ["ingested"]
+    assert list(landing.iterdir()) == []
 
-    # The sender fixes the export in place; the next run processes it.
-    _write_customers(landing)
-    fixed = home.dag_test("customer_pipeline", conf)
-    assert fixed.state == "success", fixed.log[-5000:]
-    assert not landing.exists()
-    assert [e.event for e in Manifest(base / "manifest.jsonl").entries()] == ["ingested", "ingested", "completed"]
-    assert len(list((base / "backups").glob("*.csv"))) == 2, "both deliveries are kept as backups"
+    (rejected,) = (base / "rejected").glob("c_bad.csv.*Z")
+    assert rejected.read_text() == BAD
+    reason_file = rejected.with_name(rejected.name + ".reason.json")
+    text = reason_file.read_text()
+    reason = json.loads(text)
+    assert (reason["stage"], reason["gate"], reason["missing_columns"], reason["rows"]) == ("validate", "FAIL", ["email"], 2)
+    assert reason["sha256"] == sha["c_bad"] and reason["rejected_path"] == str(rejected)
+    for raw in ("jane.secret", "bob.hidden", "Doe", "Jane"):
+        assert raw not in text, raw
+
+    # One ingest (one backup, one "ingested" line) per content; each content ends completed or rejected.
+    entries = Manifest(base / "manifest.jsonl").entries()
+    events = collections.defaultdict(list)
+    for e in entries:
+        events[e.sha256].append(e.event)
+    assert sorted(events[sha["a_good"]]) == ["completed", "ingested", "skipped_duplicate"]
+    assert events[sha["c_bad"]] == ["ingested", "rejected"]
+    assert events[sha["d_{{ 6 }}"]] == ["ingested", "completed"]
+    assert len(list((base / "backups").glob("*.csv"))) == 3
+    for name in (("a_good", "b_copy")[winner], "d_{{ 6 }}"):
+        (work,) = (base / "output").glob(f"{name}_*")
+        assert json.loads((work / f"{name}_run.json").read_text())["future_rows"]["agree"] is True
+
+    # The same bad bytes again (the sender retries): rejected again at ingest, no new backup or manifest line.
+    lines = (base / "manifest.jsonl").read_text()
+    (landing / "c_bad_again.csv").write_text(BAD)
+    again = home.dag_test("customer_pipeline", conf)
+    assert again.state == "failed"
+    assert again.tasks == {"list_files": "success", **_file_tasks(0, "upstream_failed"),
+                           "process_file.ingest[0]": "failed"}, again.log[-5000:]
+    assert "was rejected before" in again.log
+    assert (base / "manifest.jsonl").read_text() == lines
+    assert len(list((base / "backups").glob("*.csv"))) == 3
+    (second,) = (base / "rejected").glob("c_bad_again.csv.*Z")
+    assert json.loads(second.with_name(second.name + ".reason.json").read_text())["previously_rejected"]["run_id"]
+    assert list(landing.iterdir()) == []

@@ -1,4 +1,4 @@
-"""The job's steps without Airflow: config precedence, run_once, retries and failures are idempotent."""
+"""The job's steps without Airflow: config precedence, run_once, retries and failures are idempotent, poison files rejected."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from pipekit.customer_pipeline import (
     run_once,
     validate,
 )
-from pipekit.errors import ConfigError, StorageError, ValidationError
+from pipekit.errors import ConfigError, InputError, StorageError, ValidationError
 from pipekit.io.ingest import Manifest
 
 pytest.importorskip("great_expectations")
@@ -110,8 +110,8 @@ def test_cli_run_customer(tmp_path):
     bad = runner.invoke(app, ["airflow", "run-customer", "--base-dir", str(base), "--now", NOW])
     assert bad.exit_code == 1
     assert "required columns missing: email" in " ".join(bad.output.split())
-    assert (base / "landing" / "bad.csv").exists()
-    (base / "landing" / "bad.csv").unlink()
+    assert not (base / "landing" / "bad.csv").exists(), "a poison file does not stay in the way"
+    assert len(list((base / "rejected").glob("bad.csv.*Z"))) == 1
     (base / "landing" / "good.csv").write_text(CSV)
     ok = runner.invoke(app, ["airflow", "run-customer", "--base-dir", str(base), "--now", NOW, "--json"])
     assert ok.exit_code == 0, ok.output
@@ -127,3 +127,61 @@ def test_validation_error_carries_the_quality_result(tmp_path):
         validate(ingested, cfg)
     assert err.value.report.missing_columns == ("name", "timestamp")
     assert "x.csv (delivered as" in str(err.value)
+
+
+def test_poison_file_is_rejected_once_with_a_masked_reason_and_a_retry_adds_nothing(tmp_path):
+    cfg = _config(tmp_path)
+    cfg.landing_dir.mkdir(parents=True)
+    landing = cfg.landing_dir / "bad.csv"
+    landing.write_text('id,name,timestamp,contact\n1,"Doe, Jane",2024-01-01,jane.secret@example.com\n2,,soon,x\n')
+    ingested = ingest(str(landing), cfg, run_id="r1")
+    with pytest.raises(ValidationError, match="required columns missing: email") as err:
+        validate(ingested, cfg)
+    assert "rejected: bad.csv moved to" in str(err.value)
+    (moved,) = cfg.rejected_dir.glob("bad.csv.*Z")
+    reason_text = moved.with_name(moved.name + ".reason.json").read_text()
+    reason = json.loads(reason_text)
+    assert (reason["gate"], reason["missing_columns"], reason["stage"]) == ("FAIL", ["email"], "validate")
+    assert {p["column"] for p in reason["problems"]} == {"name", "timestamp"}
+    assert "jane.secret" not in reason_text and "Doe" not in reason_text
+    assert not landing.exists()
+    events = [e.event for e in Manifest(cfg.manifest_path)]
+    assert events == ["ingested", "rejected"]
+
+    # The task is retried (cleared): same failure, no second reason file, no second manifest line.
+    with pytest.raises(ValidationError):
+        validate(ingested, cfg)
+    assert len(list(cfg.rejected_dir.iterdir())) == 2
+    assert [e.event for e in Manifest(cfg.manifest_path)] == events
+    # The same bytes delivered again: refused at ingest, moved aside, no backup or manifest line.
+    landing.write_text(moved.read_text())
+    with pytest.raises(ValidationError, match="was rejected before"):
+        ingest(str(landing), cfg, run_id="r2")
+    assert not landing.exists() and len(list(cfg.rejected_dir.glob("bad.csv.*Z"))) == 2
+    assert [e.event for e in Manifest(cfg.manifest_path)] == events
+    assert len(list(cfg.backup_dir.glob("*.csv"))) == 1
+
+
+def test_unparsable_file_is_rejected(tmp_path):
+    cfg = _config(tmp_path)
+    cfg.landing_dir.mkdir(parents=True)
+    landing = cfg.landing_dir / "latin.csv"
+    landing.write_bytes("id,name,email,timestamp\n1,Jos\xe9,j@x.com,2024-01-01\n".encode("latin-1"))
+    ingested = ingest(str(landing), cfg, run_id="r1")
+    with pytest.raises(InputError, match="not valid utf-8"):
+        validate(ingested, cfg)
+    (moved,) = cfg.rejected_dir.glob("latin.csv.*Z")
+    assert json.loads(moved.with_name(moved.name + ".reason.json").read_text())["error"] == "InputError"
+    assert [e.event for e in Manifest(cfg.manifest_path)] == ["ingested", "rejected"]
+
+
+def test_file_not_countable_as_csv_is_rejected_at_ingest(tmp_path):
+    cfg = _config(tmp_path)
+    cfg.landing_dir.mkdir(parents=True)
+    landing = cfg.landing_dir / "huge_field.csv"
+    landing.write_text('id,name,email,timestamp\n1,"' + "x" * 200_000 + '",a@b.co,2024-01-01\n')
+    with pytest.raises(InputError, match="not readable as CSV"):
+        ingest(str(landing), cfg, run_id="r1")
+    assert not landing.exists() and len(list(cfg.rejected_dir.glob("huge_field.csv.*Z"))) == 1
+    (entry,) = Manifest(cfg.manifest_path)
+    assert (entry.event, entry.row_count, entry.backup_path) == ("rejected", -1, None)

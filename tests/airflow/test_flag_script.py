@@ -162,3 +162,16 @@ def test_bom_and_crlf_are_read(tmp_path: Path):
     src.write_bytes(b"\xef\xbb\xbf" + buf.getvalue().encode())
     done = _run(src, tmp_path / "ids.csv")
     assert done.returncode == 0 and _side_ids(tmp_path / "ids.csv") == ["1"]
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_side_file_mode_follows_the_umask(tmp_path: Path, umask: int):
+    src = tmp_path / "in.csv"
+    _write_csv(src, TRICKY[:2])
+    side = tmp_path / "ids.csv"
+    done = subprocess.run(
+        ["bash", "-c", f'umask {umask:03o} && exec bash "$0" "$1" "$2"', str(SCRIPT), str(src), str(side)],
+        env={**os.environ, "PIPEKIT_NOW": NOW.isoformat()}, capture_output=True, text=True, check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert side.stat().st_mode & 0o777 == 0o666 & ~umask

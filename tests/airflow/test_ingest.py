@@ -20,6 +20,7 @@ from pipekit.io.ingest import (
     count_csv_rows,
     find_landing_files,
     ingest_file,
+    reject_file,
     remove_landing_file,
     verify_backup,
 )
@@ -162,3 +163,34 @@ def test_count_rows_and_backup_name(tmp_path):
     p.write_text("id\n")
     assert count_csv_rows(p) == 0
     assert backup_name(Path("x/cust.v2.csv"), datetime(2026, 1, 1, tzinfo=UTC)) == "cust.v2.20260101T000000000000Z.csv"
+
+
+def test_one_content_is_ingested_once_whatever_the_name_run_or_retry(layout):
+    kw = {"manifest_path": layout["manifest"], "backup_dir": layout["backups"]}
+    twin = layout["src"].with_name("twin.csv")
+    twin.write_text(CSV)
+    first = ingest_file(layout["src"], run_id="run-1", **kw)
+    # A later run (the first failed half-way, the file is still there) reuses the entry and backup.
+    assert ingest_file(layout["src"], run_id="run-2", **kw) == first
+    # The same bytes under another name while the first waits: a skipped duplicate, removed.
+    dup = ingest_file(twin, run_id="run-2", **kw)
+    assert dup.status == "duplicate" and dup.previous == first.entry and not twin.exists()
+    assert dup.entry.backup_path == first.entry.backup_path
+    assert len(list(layout["backups"].glob("*.csv"))) == 1
+    assert [e.event for e in Manifest(layout["manifest"])] == ["ingested", "skipped_duplicate"]
+
+
+def test_rejected_content_is_reported_and_recorded_once(layout, tmp_path):
+    kw = {"manifest_path": layout["manifest"], "backup_dir": layout["backups"]}
+    first = ingest_file(layout["src"], run_id="run-1", **kw)
+    done = reject_file(first.entry, manifest_path=layout["manifest"], rejected_dir=tmp_path / "rejected",
+                       reason={"stage": "validate", "reason": "required columns missing: email"},
+                       now=datetime(2026, 1, 2, tzinfo=UTC))
+    assert done.recorded and done.rejected_path == tmp_path / "rejected" / "customers.csv.20260102T000000000000Z"
+    assert done.rejected_path.read_text() == CSV and not layout["src"].exists()
+    assert json.loads(done.reason_path.read_text())["reason"] == "required columns missing: email"
+    layout["src"].write_text(CSV)
+    again = ingest_file(layout["src"], run_id="run-2", **kw)
+    assert again.status == "rejected" and again.previous.outputs["reason_path"] == str(done.reason_path)
+    assert [e.event for e in Manifest(layout["manifest"])] == ["ingested", "rejected"]
+    assert layout["src"].exists(), "ingest decides; the caller moves the file aside"

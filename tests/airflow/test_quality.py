@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import pytest
@@ -46,7 +47,9 @@ def test_clean_file_passes_and_reports_are_saved(tmp_path: Path):
     assert result.success and result.ok and result.rows == 2
     saved = json.loads(json_path.read_text())
     assert saved["success"] is True and saved["gx_result"]["statistics"]["evaluated_expectations"] == 7
-    assert "<html" in html_path.read_text() and "PASSED" in html_path.read_text()
+    page = html_path.read_text()
+    assert "<html" in page and "Gate (required columns): PASSED" in page
+    assert "all 6 checks passed on the raw file" in page
 
 
 def test_data_problems_are_listed_masked_and_do_not_fail_by_default(tmp_path: Path):
@@ -62,6 +65,11 @@ def test_data_problems_are_listed_masked_and_do_not_fail_by_default(tmp_path: Pa
     for text in (json_path.read_text(), html_path.read_text(), summary):
         assert "bob.private" not in text and "ann.secret" not in text
     assert "b***@nowhere" in json_path.read_text()
+    # The gate passed: problems in the raw file are a profile (the clean step removes them), not a FAILED report.
+    page = html_path.read_text()
+    assert "Gate (required columns): PASSED" in page and "FAILED" not in page
+    assert "4 of 6 checks found values in the raw file" in page
+    assert json.loads(json_path.read_text())["gate"] == "PASS"
     assert "not a date" in json_path.read_text()
     with pytest.raises(ValidationError):
         check_csv(src, tmp_path / "strict", fail_on_data_problems=True)
@@ -79,7 +87,7 @@ def test_missing_columns_fail_with_a_clear_list_after_saving_reports(tmp_path: P
     assert "Traceback" not in message
     assert err.value.report.missing_columns == ("email",)
     assert (tmp_path / "out" / "no_email_gx.json").exists() and (tmp_path / "out" / "no_email_gx.html").exists()
-    assert "FAILED: required columns missing" in (tmp_path / "out" / "no_email_gx.html").read_text()
+    assert "Gate (required columns): FAILED: required columns missing: email" in (tmp_path / "out" / "no_email_gx.html").read_text()
     assert src.read_bytes() == before
 
 
@@ -93,3 +101,12 @@ def test_unreadable_input_is_an_input_error(tmp_path: Path):
     empty.write_text("")
     with pytest.raises(InputError):
         validate_csv(empty)
+
+
+def test_gx_info_noise_stays_out_of_the_log(tmp_path: Path, caplog):
+    src = tmp_path / "good.csv"
+    src.write_text(GOOD)
+    with caplog.at_level(logging.INFO):
+        validate_csv(src)
+    noise = [r for r in caplog.records if r.name.startswith("great_expectations") and r.levelno < logging.WARNING]
+    assert noise == []

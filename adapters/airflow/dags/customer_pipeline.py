@@ -1,13 +1,18 @@
-"""Customer drop: wait for a CSV -> ingest (manifest, backup) -> validate (GX) -> clean -> flag future (shell) -> publish.
+"""Customer drop: list settled CSVs -> per file (mapped): ingest -> validate (GX) -> clean -> flag future (shell) -> publish.
 
 Wiring only: every step is a function in ``pipekit.customer_pipeline`` (run the same job without Airflow
 with ``pipekit airflow run-customer``). Nothing heavy is imported at parse time: pipekit, pandas and
 Great Expectations are imported inside the tasks. Tasks pass paths and small dicts, never DataFrames.
 
+Each run looks once: ``list_files`` lists every settled file (arrival order) and the run is skipped when
+there is none; the schedule is the poll, so no run waits and a manual or conf-triggered run starts at once.
+Every file is one mapped instance of the ``process_file`` task group: a poison file (required column
+missing, unparsable) is moved to ``rejected/`` and only its instance fails; the other files go on.
+
 Settings (DAG params, else Airflow Variable ``pipekit_customer_<name>``, else env ``PIPEKIT_CUSTOMER_<NAME>``):
-base_dir, landing_dir, output_dir, backup_dir, manifest, pattern, settle_seconds, now, policy_file, ...
-Schedule: ``$PIPEKIT_CUSTOMER_SCHEDULE`` (cron, default hourly); sensor wait: ``$PIPEKIT_CUSTOMER_WAIT_SECONDS``
-(default 3300); both read when the file is parsed.
+base_dir, landing_dir, output_dir, backup_dir, manifest, rejected_dir, pattern, settle_seconds, now, policy_file, ...
+Read when the file is parsed: ``$PIPEKIT_CUSTOMER_SCHEDULE`` (cron, default hourly) and
+``$PIPEKIT_CUSTOMER_PARALLEL_FILES`` (files validated/cleaned at once per run, default 2).
 """
 
 from __future__ import annotations
@@ -16,15 +21,14 @@ import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from airflow.providers.standard.operators.bash import BashOperator
-from airflow.sdk import Param, PokeReturnValue, dag, task
+from airflow.sdk import Param, dag, task, task_group
 
 DAG_ID = "customer_pipeline"
 # Same env var and default as pipekit.airflow_cron.customer_schedule (a test keeps them equal);
 # not imported from there because importing pipekit at parse time would pull in pandas.
 SCHEDULE = (os.environ.get("PIPEKIT_CUSTOMER_SCHEDULE") or "0 * * * *").strip()
-# How long the sensor waits for a file before the run is skipped; cron runs (no scheduler) use 0: look once.
-WAIT_SECONDS = float(os.environ.get("PIPEKIT_CUSTOMER_WAIT_SECONDS") or 55 * 60)
+# GX and the clean step hold a file's rows in memory: cap how many mapped files do so at once per run.
+PARALLEL_FILES = int(os.environ.get("PIPEKIT_CUSTOMER_PARALLEL_FILES") or 2)
 
 
 def _scripts_dir() -> str:
@@ -48,7 +52,7 @@ def _config(params: dict):
 
 
 def _fail_terminally(exc: Exception):
-    """Bad data will not fix itself on retry: fail at once, with pipekit's message."""
+    """Bad data will not fix itself on retry (the file is in rejected/ now): fail at once, with pipekit's message."""
     from airflow.sdk.exceptions import AirflowFailException
 
     hint = getattr(exc, "hint", None)
@@ -63,15 +67,19 @@ _OPTIONAL_TEXT = ["null", "string"]  # JSON Schema type of an optional text para
     schedule=SCHEDULE,
     start_date=datetime(2024, 1, 1, tzinfo=UTC),
     catchup=False,
+    # One run at a time, so two runs never take the same file; a run only looks (no waiting), so the slot
+    # is held for as long as the files take and a manual trigger queued behind it starts soon after.
     max_active_runs=1,
     tags=["pipekit", "customers"],
     doc_md=__doc__,
     default_args={"retries": 1, "retry_delay": timedelta(minutes=2)},
     params={
-        "base_dir": Param(None, type=_OPTIONAL_TEXT, description="Root for landing/, backups/, output/, manifest.jsonl"),
+        "base_dir": Param(None, type=_OPTIONAL_TEXT,
+                          description="Root for landing/, backups/, output/, rejected/, manifest.jsonl"),
         "landing_dir": Param(None, type=_OPTIONAL_TEXT, description="Where customer CSVs are dropped"),
         "output_dir": Param(None, type=_OPTIONAL_TEXT),
         "backup_dir": Param(None, type=_OPTIONAL_TEXT),
+        "rejected_dir": Param(None, type=_OPTIONAL_TEXT, description="Where poison files are moved, with a reason"),
         "manifest": Param(None, type=_OPTIONAL_TEXT, description="Append-only JSON-lines manifest"),
         "pattern": Param(None, type=_OPTIONAL_TEXT, description="Glob in the landing dir (default *.csv)"),
         "settle_seconds": Param(None, type=["null", "number", "string"],
@@ -82,41 +90,49 @@ _OPTIONAL_TEXT = ["null", "string"]  # JSON Schema type of an optional text para
     },
 )
 def customer_pipeline():
-    # Reschedule mode: between pokes the sensor gives its worker slot back. soft_fail: no file in
-    # the hour is not an error, the run is skipped and the next one looks again.
-    @task.sensor(poke_interval=60, timeout=WAIT_SECONDS, mode="reschedule", soft_fail=True)
-    def wait_for_file(params=None) -> PokeReturnValue:
-        from pipekit.customer_pipeline import find_file
+    @task
+    def list_files(params=None) -> list[str]:
+        """Look once: every settled file, oldest first; none -> the run is skipped (the next one looks again)."""
+        from airflow.sdk.exceptions import AirflowSkipException
 
-        path = find_file(_config(params))
-        return PokeReturnValue(is_done=path is not None, xcom_value=path)
+        from pipekit.customer_pipeline import find_files
+
+        config = _config(params)
+        files = find_files(config)
+        if not files:
+            raise AirflowSkipException(f"no settled file matching {config.pattern} in {config.landing_dir}")
+        return files
 
     @task
     def ingest(path: str, params=None, run_id=None) -> dict:
         from airflow.sdk.exceptions import AirflowSkipException
 
         from pipekit.customer_pipeline import ingest as ingest_step
+        from pipekit.errors import InputError, ValidationError
 
-        result = ingest_step(path, _config(params), run_id=run_id)
+        try:
+            result = ingest_step(path, _config(params), run_id=run_id)
+        except (InputError, ValidationError) as exc:  # rejected (content refused before, or not CSV), or gone
+            raise _fail_terminally(exc) from exc
         if result["status"] == "duplicate":
             previous = result["previous"] or {}
             raise AirflowSkipException(
-                f"{result['entry']['file_name']} (sha256 {result['entry']['sha256']}) was already processed "
-                f"by run {previous.get('run_id')}; skipped"
+                f"{result['entry']['file_name']} (sha256 {result['entry']['sha256']}) is the content of "
+                f"{previous.get('file_name')} (run {previous.get('run_id')}, {previous.get('event')}); skipped"
             )
         return result
 
-    @task
+    @task(max_active_tis_per_dagrun=PARALLEL_FILES)
     def validate(ingested: dict, params=None) -> dict:
         from pipekit.customer_pipeline import validate as validate_step
-        from pipekit.errors import PipekitError
+        from pipekit.errors import InputError, ValidationError
 
         try:
             return validate_step(ingested, _config(params))
-        except PipekitError as exc:
+        except (InputError, ValidationError) as exc:
             raise _fail_terminally(exc) from exc
 
-    @task
+    @task(max_active_tis_per_dagrun=PARALLEL_FILES)
     def clean(ingested: dict, validated: dict, params=None) -> dict:
         from pipekit.customer_pipeline import clean as clean_step
         from pipekit.errors import InputError, ValidationError
@@ -126,20 +142,19 @@ def customer_pipeline():
         except (InputError, ValidationError) as exc:
             raise _fail_terminally(exc) from exc
 
-    # Airflow loads any templated string ending in ".sh" as a Jinja template *file* (TemplateNotFound),
-    # and `env` values are templated too: so neither the command nor an env value may end in ".sh".
-    # The script's folder goes in the env and the file name in the command, which ends in a quote.
-    flag_future = BashOperator(
-        task_id="flag_future_timestamps",
-        bash_command='bash "$PIPEKIT_SCRIPTS_DIR/flag_future_timestamps.sh" "$CLEANED_CSV" "$FUTURE_IDS"',
-        env={
-            "PIPEKIT_SCRIPTS_DIR": _scripts_dir(),
-            "CLEANED_CSV": "{{ ti.xcom_pull(task_ids='clean')['cleaned_csv'] }}",
-            "FUTURE_IDS": "{{ ti.xcom_pull(task_ids='clean')['future_ids'] }}",
-            "PIPEKIT_NOW": "{{ ti.xcom_pull(task_ids='clean')['now'] }}",
-        },
-        append_env=True,
-    )
+    # Airflow loads any templated string ending in ".sh" as a Jinja template *file* (TemplateNotFound):
+    # the command names the script through $PIPEKIT_SCRIPTS_DIR and ends in the (quoted) side-file path.
+    @task.bash(task_id="flag_future_timestamps", env={"PIPEKIT_SCRIPTS_DIR": _scripts_dir()}, append_env=True)
+    def flag_future(cleaned: dict) -> str:
+        import os
+
+        # The returned command is rendered as a Jinja template, so it must carry no data: a landing file
+        # named "{{ ... }}" would be templated. The values travel as environment variables instead;
+        # append_env=True hands this task process's environment, read after this returns, to bash.
+        os.environ["PIPEKIT_NOW"] = cleaned["now"]
+        os.environ["PIPEKIT_FLAG_INPUT"] = cleaned["cleaned_csv"]
+        os.environ["PIPEKIT_FLAG_OUTPUT"] = cleaned["future_ids"]
+        return 'bash "$PIPEKIT_SCRIPTS_DIR/flag_future_timestamps.sh" "$PIPEKIT_FLAG_INPUT" "$PIPEKIT_FLAG_OUTPUT"'
 
     @task
     def publish(ingested: dict, validated: dict, cleaned: dict, future_count: str, params=None) -> dict:
@@ -148,11 +163,15 @@ def customer_pipeline():
         run = publish_step(ingested, validated, cleaned, future_count, _config(params))
         return {"run_report": run["run_report"], "future_rows": run["future_rows"], "counts": run["counts"]}
 
-    ingested = ingest(wait_for_file())  # type: ignore[arg-type]  # TaskFlow: XComArgs resolve to values at run time
-    validated = validate(ingested)  # type: ignore[arg-type]  # TaskFlow: XComArgs resolve to values at run time
-    cleaned = clean(ingested, validated)  # type: ignore[arg-type]  # TaskFlow: XComArgs resolve to values at run time
-    cleaned >> flag_future
-    publish(ingested, validated, cleaned, flag_future.output)  # type: ignore[arg-type]  # TaskFlow: XComArgs resolve to values at run time
+    # One mapped instance of the group per file: a failure fails that file's tasks only.
+    @task_group
+    def process_file(path: str):
+        ingested = ingest(path)
+        validated = validate(ingested)  # type: ignore[arg-type]  # TaskFlow: XComArgs resolve to values at run time
+        cleaned = clean(ingested, validated)  # type: ignore[arg-type]
+        publish(ingested, validated, cleaned, flag_future(cleaned))  # type: ignore[arg-type]
+
+    process_file.expand(path=list_files())
 
 
 customer_pipeline()

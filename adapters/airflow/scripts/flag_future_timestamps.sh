@@ -101,7 +101,11 @@ except (OSError, UnicodeDecodeError, csv.Error) as exc:
 side_dir = os.path.dirname(os.path.abspath(side))
 os.makedirs(side_dir, exist_ok=True)
 fd, tmp = tempfile.mkstemp(prefix=".future_ids.", suffix=".tmp", dir=side_dir)
+# mkstemp creates 0600; the side file is an output like the others, so its mode follows the umask.
+umask = os.umask(0)
+os.umask(umask)
 try:
+    os.fchmod(fd, 0o666 & ~umask)
     with os.fdopen(fd, "w", encoding="utf-8", newline="") as out:
         writer = csv.writer(out)
         writer.writerow(["id"])

@@ -5,11 +5,16 @@ The contract that keeps re-runs safe:
 * a landing file is backed up (copy + sha256 re-check) before anything else touches it;
 * nothing in the landing directory is deleted unless its backup exists and its checksum matches;
 * a file whose sha256 already has a ``completed`` manifest entry is a re-delivery: it is skipped;
+* one content (sha256) is ingested once: a retry, a later run or a second copy landing beside it reuses
+  the first ``ingested`` entry and its verified backup, never a second copy;
+* a file that cannot be processed is moved to ``rejected/`` with a ``.reason.json``; its content gets one
+  ``rejected`` line, and a re-delivery of that content is moved there again without another line;
 * the manifest is only ever appended to, one JSON object per line, under an exclusive lock.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import fcntl
 import json
@@ -23,11 +28,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pipekit.errors import InputError, StorageError
-from pipekit.io.atomic import atomic_path, sha256_file
+from pipekit.io.atomic import atomic_path, atomic_write_text, sha256_file
 
 log = logging.getLogger(__name__)
 
-Event = Literal["ingested", "completed", "skipped_duplicate"]
+Event = Literal["ingested", "completed", "skipped_duplicate", "rejected"]
+#: Events that end a content's life in the manifest: processed, or refused.
+_TERMINAL: tuple[Event, ...] = ("completed", "rejected")
 
 #: Names never picked up from a landing directory: hidden files and in-flight uploads.
 _IN_FLIGHT_SUFFIXES = (".tmp", ".part", ".partial", ".crdownload", ".filepart")
@@ -122,27 +129,39 @@ class Manifest:
             finally:
                 fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold ``<manifest>.lock`` exclusively: a read-decide-append sequence no other task interleaves."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path.with_name(self.path.name + ".lock"), "a") as fh:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
     def completed(self, sha256: str) -> ManifestEntry | None:
         """The first ``completed`` entry for ``sha256``, if that content was already processed."""
         return next((e for e in self.entries() if e.event == "completed" and e.sha256 == sha256), None)
 
-    def ingested(self, sha256: str, run_id: str) -> ManifestEntry | None:
-        """The ``ingested`` entry this run already wrote for ``sha256`` (a retried task reuses it)."""
-        return next(
-            (
-                e
-                for e in self.entries()
-                if e.event == "ingested" and e.sha256 == sha256 and e.run_id == run_id
-            ),
-            None,
-        )
+    def terminal(self, sha256: str) -> ManifestEntry | None:
+        """The first ``completed`` or ``rejected`` entry for ``sha256``: that content's fate is decided."""
+        return next((e for e in self.entries() if e.event in _TERMINAL and e.sha256 == sha256), None)
+
+    def in_flight(self, sha256: str) -> ManifestEntry | None:
+        """The latest ``ingested`` entry for ``sha256`` when no ``completed``/``rejected`` line followed it."""
+        entries = self.entries()
+        if any(e.event in _TERMINAL and e.sha256 == sha256 for e in entries):
+            return None
+        return next((e for e in reversed(entries) if e.event == "ingested" and e.sha256 == sha256), None)
 
 
 @dataclass(frozen=True)
 class IngestResult:
-    """What ``ingest_file`` decided: ``new`` (process it) or ``duplicate`` (already done, skipped)."""
+    """What ``ingest_file`` decided: ``new`` (process it), ``duplicate`` (done or in flight: skipped) or
+    ``rejected`` (this content was refused before: ``previous`` is that ``rejected`` entry; nothing appended)."""
 
-    status: Literal["new", "duplicate"]
+    status: Literal["new", "duplicate", "rejected"]
     entry: ManifestEntry
     previous: ManifestEntry | None = None
 
@@ -251,9 +270,9 @@ def remove_landing_file(source: str | os.PathLike[str], backup: str | os.PathLik
 
 
 def describe_file(
-    path: Path, *, run_id: str, encoding: str = "utf-8", now: datetime | None = None
+    path: Path, *, run_id: str, encoding: str = "utf-8", now: datetime | None = None, count_rows: bool = True
 ) -> ManifestEntry:
-    """Manifest facts about ``path``: size, sha256, row count, mtime, ingestion time (UTC)."""
+    """Manifest facts about ``path``: size, sha256, row count (-1 if not counted), mtime, ingestion time (UTC)."""
     if not path.is_file():
         raise InputError(
             f"landing file {path} does not exist", hint="check the landing directory and pattern"
@@ -265,7 +284,7 @@ def describe_file(
         source_path=str(path.resolve()),
         size_bytes=stat.st_size,
         sha256=sha256_file(path),
-        row_count=count_csv_rows(path, encoding=encoding),
+        row_count=count_csv_rows(path, encoding=encoding) if count_rows else -1,
         source_mtime=_iso(datetime.fromtimestamp(stat.st_mtime, UTC)),
         ingested_at=_iso(_utc(now)),
         run_id=run_id,
@@ -282,34 +301,122 @@ def ingest_file(
     now: datetime | None = None,
     remove_duplicates: bool = True,
 ) -> IngestResult:
-    """Record ``source`` in the manifest and back it up; a content already ``completed`` is a skipped duplicate.
+    """Record ``source`` in the manifest and back it up, once per content (sha256).
 
-    Idempotent per ``run_id``: a retried ingest reuses the entry (and verified backup) it wrote before.
+    * content already ``completed``: a skipped duplicate (``skipped_duplicate`` line, landing file removed);
+    * content already ``rejected``: status ``rejected``, nothing written (the caller moves the file aside);
+    * content ingested earlier and not finished: the same delivery (same path) is a retry and reuses that
+      entry and its verified backup; another copy whose original is still waiting is a skipped duplicate;
+      a copy whose original has gone takes the entry over (same backup, this path);
+    * otherwise: a new verified backup and an ``ingested`` line.
+
+    The whole decision runs under the manifest lock, so two tasks ingesting the same bytes at once
+    (two names, one content) make one backup between them.
     """
     path = Path(source)
     manifest = Manifest(manifest_path)
     facts = describe_file(path, run_id=run_id, encoding=encoding, now=now)
 
-    previous = manifest.completed(facts.sha256)
-    if previous is not None:
-        backup = previous.backup_path
-        if not (backup and verify_backup(backup, facts.sha256)):
-            # The earlier backup was pruned or damaged: keep this copy instead of losing the content.
-            backup = str(backup_file(path, backup_dir, sha256=facts.sha256, at=now))
-        entry = replace(facts, event="skipped_duplicate", backup_path=backup)
+    with manifest.locked():
+        decided = manifest.terminal(facts.sha256)
+        if decided is not None and decided.event == "rejected":
+            return IngestResult("rejected", replace(facts, event="rejected", backup_path=decided.backup_path), decided)
+        if decided is not None:
+            backup = decided.backup_path
+            if not (backup and verify_backup(backup, facts.sha256)):
+                # The earlier backup was pruned or damaged: keep this copy instead of losing the content.
+                backup = str(backup_file(path, backup_dir, sha256=facts.sha256, at=now))
+            entry = replace(facts, event="skipped_duplicate", backup_path=backup)
+            manifest.append(entry)
+            if remove_duplicates:
+                remove_landing_file(path, backup, facts.sha256)
+            return IngestResult("duplicate", entry, decided)
+
+        earlier = manifest.in_flight(facts.sha256)
+        if earlier is not None and earlier.backup_path and verify_backup(earlier.backup_path, facts.sha256):
+            if earlier.source_path == facts.source_path:
+                return IngestResult("new", earlier)
+            original = Path(earlier.source_path)
+            if original.is_file() and sha256_file(original) == facts.sha256:
+                # The same bytes under another name, its twin still waiting: that one is processed.
+                entry = replace(facts, event="skipped_duplicate", backup_path=earlier.backup_path)
+                manifest.append(entry)
+                if remove_duplicates:
+                    remove_landing_file(path, earlier.backup_path, facts.sha256)
+                return IngestResult("duplicate", entry, earlier)
+            return IngestResult("new", replace(earlier, file_name=facts.file_name, source_path=facts.source_path))
+
+        new_backup = backup_file(path, backup_dir, sha256=facts.sha256, at=now)
+        entry = replace(facts, backup_path=str(new_backup))
         manifest.append(entry)
-        if remove_duplicates:
-            remove_landing_file(path, backup, facts.sha256)
-        return IngestResult("duplicate", entry, previous)
+        return IngestResult("new", entry)
 
-    earlier = manifest.ingested(facts.sha256, run_id)
-    if earlier is not None and earlier.backup_path and verify_backup(earlier.backup_path, facts.sha256):
-        return IngestResult("new", earlier)
 
-    new_backup = backup_file(path, backup_dir, sha256=facts.sha256, at=now)
-    entry = replace(facts, backup_path=str(new_backup))
-    manifest.append(entry)
-    return IngestResult("new", entry)
+def rejected_name(source: Path, at: datetime) -> str:
+    """``customers.csv`` -> ``customers.csv.20261124T004900123456Z``: no longer matches ``*.csv``."""
+    return f"{source.name}.{_utc(at).strftime('%Y%m%dT%H%M%S%fZ')}"
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """Where a refused delivery went: the moved file (None if it was already gone) and its reason file."""
+
+    rejected_path: Path | None
+    reason_path: Path
+    recorded: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        """Small JSON-able dict."""
+        return {"rejected_path": str(self.rejected_path) if self.rejected_path else None,
+                "reason_path": str(self.reason_path), "recorded": self.recorded}
+
+
+def reject_file(
+    entry: ManifestEntry | Mapping[str, Any],
+    *,
+    manifest_path: str | os.PathLike[str],
+    rejected_dir: str | os.PathLike[str],
+    reason: Mapping[str, Any],
+    now: datetime | None = None,
+) -> Rejection:
+    """Move the landing file of ``entry`` to ``rejected/<name>.<UTC stamp>``, write ``.reason.json`` beside it,
+    and append one ``rejected`` line for its content unless the content already has one.
+
+    ``reason`` must already be safe to store (counts, column names, masked samples: never raw values).
+    The file is moved only if it still holds the rejected content (a new delivery under the same name stays).
+    """
+    ingested = entry if isinstance(entry, ManifestEntry) else ManifestEntry.from_dict(entry)
+    at = _utc(now)
+    src = Path(ingested.source_path)
+    target_dir = Path(rejected_dir)
+    target_dir.mkdir(parents=True, exist_ok=True)
+    target = target_dir / rejected_name(src, at)
+    reason_path = target.with_name(target.name + ".reason.json")
+    manifest = Manifest(manifest_path)
+    with manifest.locked():
+        moved: Path | None = None
+        if src.is_file() and sha256_file(src) == ingested.sha256:
+            shutil.move(src, target)
+            moved = target
+        earlier = manifest.terminal(ingested.sha256)
+        if moved is None and earlier is not None and earlier.event == "rejected":
+            # A retried task after the move: the rejection stands as recorded, nothing new to write.
+            done = earlier.outputs
+            return Rejection(Path(done["rejected_path"]) if done.get("rejected_path") else None,
+                             Path(done["reason_path"]), recorded=False)
+        body = {
+            "file_name": ingested.file_name, "source_path": ingested.source_path, "sha256": ingested.sha256,
+            "size_bytes": ingested.size_bytes, "row_count": ingested.row_count, "backup_path": ingested.backup_path,
+            "rejected_at": _iso(at), "run_id": ingested.run_id, "rejected_path": str(moved) if moved else None,
+            **reason,
+        }
+        atomic_write_text(reason_path, json.dumps(body, indent=2, sort_keys=True, default=str) + "\n")
+        recorded = earlier is None
+        if recorded:
+            outputs = {"rejected_path": str(moved) if moved else None, "reason_path": str(reason_path),
+                       "reason": reason.get("reason"), "stage": reason.get("stage"), "rejected_at": _iso(at)}
+            manifest.append(replace(ingested, event="rejected", outputs=outputs))
+    return Rejection(moved, reason_path, recorded)
 
 
 def complete_ingest(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import json
+import logging
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -132,6 +133,7 @@ class QualityResult:
             "source": self.source,
             "success": self.success,
             "ok": self.ok,
+            "gate": "PASS" if self.ok else "FAIL",
             "rows": self.rows,
             "columns": list(self.columns),
             "missing_columns": list(self.missing_columns),
@@ -145,7 +147,18 @@ class QualityResult:
 def _gx() -> Any:
     # Analytics off before the first import: the run must not try the network.
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
-    return require("great_expectations", "gx")
+    # On import and per context GX logs ~200 INFO lines (API-doc registration, metric re-declarations,
+    # temp dirs): noise that buried the check's own lines in task logs. Warnings still show; a level set
+    # by the user's logging config is kept.
+    gx_logger = logging.getLogger("great_expectations")
+    if gx_logger.level == logging.NOTSET:
+        gx_logger.setLevel(logging.WARNING)
+    gx = require("great_expectations", "gx")
+    # ...except this module, which GX itself sets to INFO on import ("Created temporary directory" per context).
+    docs_logger = logging.getLogger("great_expectations.data_context.types.base")
+    if docs_logger.level == logging.INFO:
+        docs_logger.setLevel(logging.WARNING)
+    return gx
 
 
 def ephemeral_context() -> Any:
@@ -292,13 +305,10 @@ def _summarise(
     )
 
 
-def render_html(result: QualityResult) -> str:
-    """A self-contained HTML page (no scripts, no external assets) describing ``result``."""
+def _expectation_rows(items: Sequence[Mapping[str, Any]]) -> str:
     esc = html.escape
-    status = "PASSED" if result.success else ("FAILED: required columns missing" if not result.ok else "FAILED")
-    colour = "#1a7f37" if result.success else "#cf222e"
     rows = []
-    for item in result.gx_result.get("results", []):
+    for item in items:
         cfg = item.get("expectation_config", {})
         res = item.get("result") or {}
         kwargs = {k: v for k, v in cfg.get("kwargs", {}).items() if k != "batch_id"}
@@ -319,7 +329,29 @@ def render_html(result: QualityResult) -> str:
                 esc(", ".join(map(str, samples[:10]))),
             )
         )
-    stats = result.statistics
+    head = "<tr><th></th><th>Expectation</th><th>Arguments</th><th>Observed</th><th>Sample of unexpected values (masked)</th></tr>"
+    return f"<table>{head}\n{''.join(rows)}\n</table>"
+
+
+def render_html(result: QualityResult) -> str:
+    """A self-contained HTML page (no scripts, no external assets) describing ``result``.
+
+    Two verdicts, not one: the *gate* (required columns present: PASSED/FAILED, what fails a delivery)
+    and the *raw-data profile* (problems the clean step then drops or masks: counts and masked samples).
+    """
+    esc = html.escape
+    gate_check = "expect_table_columns_to_match_set"
+    items = list(result.gx_result.get("results", []))
+    gate_items = [i for i in items if i.get("expectation_config", {}).get("type") == gate_check]
+    profile_items = [i for i in items if i not in gate_items]
+    gate = "PASSED" if result.ok else f"FAILED: required columns missing: {', '.join(result.missing_columns)}"
+    colour = "#1a7f37" if result.ok else "#cf222e"
+    problems = [i for i in profile_items if not i.get("success")]
+    if problems:
+        profile = (f"{len(problems)} of {len(profile_items)} checks found values in the raw file that the clean step "
+                   "drops or masks (reported, not a failure unless fail_on_data_problems is set)")
+    else:
+        profile = f"all {len(profile_items)} checks passed on the raw file"
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>pipekit quality report: {esc(Path(result.source).name)}</title>
 <style>
@@ -329,15 +361,16 @@ tr.bad td:first-child{{color:#cf222e}} tr.ok td:first-child{{color:#1a7f37}} .st
 pre{{background:#f6f8fa;padding:.6rem}}
 </style></head><body>
 <h1>Quality report: {esc(Path(result.source).name)}</h1>
-<p class="status">{esc(status)}</p>
-<p>Source: <code>{esc(result.source)}</code><br>Rows: {result.rows} &middot; Columns: {esc(', '.join(result.columns))}<br>
-Expectations: {stats.get('successful_expectations', 0)} passed of {stats.get('evaluated_expectations', 0)}
+<p>Source: <code>{esc(result.source)}</code><br>Rows: {result.rows} &middot; Columns: {esc(', '.join(result.columns))}
 &middot; Great Expectations {esc(result.gx_version)}</p>
+<h2>Gate: required columns</h2>
+<p class="status">Gate (required columns): {esc(gate)}</p>
+{_expectation_rows(gate_items)}
+<h2>Raw-data profile</h2>
+<p>{esc(profile)}</p>
+{_expectation_rows(profile_items)}
 <h2>Summary</h2><pre>{esc(result.summary())}</pre>
-<h2>Expectations</h2>
-<table><tr><th></th><th>Expectation</th><th>Arguments</th><th>Observed</th><th>Sample of unexpected values (masked)</th></tr>
-{''.join(rows)}
-</table></body></html>
+</body></html>
 """
 
 
