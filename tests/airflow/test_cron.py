@@ -102,7 +102,6 @@ def test_dry_run_line_is_valid_cron_and_matches_the_dag_schedule(env_value: str 
     assert words[0] == str(Path(VENV_BIN) / "pipekit")
     assert words[1:5] == ["airflow", "cron", "run", str(clean_env / "pipekit-customer_pipeline.cron.json")]
     assert words[5:] == [">>", str(clean_env / "logs" / "pipekit-customer_pipeline.cron.log"), "2>&1"]
-    assert "env PIPEKIT_CUSTOMER_WAIT_SECONDS=0" in result.stdout
 
 
 def test_percent_is_escaped_for_cron_and_quoting_survives_the_shell(tmp_path):
@@ -159,12 +158,10 @@ def test_run_environment_carries_airflow_config_and_job_settings_only():
         "PATH": "/srv/venv/bin:/usr/local/bin:/usr/bin:/bin",
         "PIPEKIT_CUSTOMER_BASE_DIR": "~/customers",
         "PIPEKIT_CUSTOMER_NOW": "2026-01-01T00:00:00Z",
-        "PIPEKIT_CUSTOMER_WAIT_SECONDS": "0",  # test mode: look for a file once
+        "PIPEKIT_CUSTOMER_WAIT_SECONDS": "3300",  # a PIPEKIT_CUSTOMER_* setting: carried as it is
         "PIPEKIT_MASK_KEY": "s3cret",
         "PIPEKIT_SCRIPTS_DIR": "/srv/scripts",
     }
-    trigger = run_environment(shell, airflow_home="/h", mode="trigger", venv_bin="/v", cwd="/")
-    assert trigger["PIPEKIT_CUSTOMER_WAIT_SECONDS"] == "3300"
     assert mask("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]) == "postgresql://u:***@db/airflow"
     assert mask("PIPEKIT_MASK_KEY", "s3cret") == "***" and mask("AIRFLOW__CORE__FERNET_KEY", "k") == "***"
     assert mask("PIPEKIT_CUSTOMER_BASE_DIR", "/data") == "/data"
@@ -320,7 +317,7 @@ def test_verify_refuses_a_line_whose_command_cannot_start_in_crons_environment(t
 
 _FAKE_AIRFLOW = """#!/bin/sh
 echo "fake airflow $*"
-echo "cwd-home=$HOME base=$PIPEKIT_CUSTOMER_BASE_DIR wait=$PIPEKIT_CUSTOMER_WAIT_SECONDS aws=${AWS_SECRET_ACCESS_KEY-unset}"
+echo "cwd-home=$HOME base=$PIPEKIT_CUSTOMER_BASE_DIR aws=${AWS_SECRET_ACCESS_KEY-unset}"
 if [ "${FAKE_EXIT:-0}" != 0 ]; then echo "ValueError: boom"; echo "DagRun failed"; fi
 exit "${FAKE_EXIT:-0}"
 """
@@ -339,7 +336,7 @@ def fake_job(tmp_path: Path, monkeypatch):
     def make(**env: str) -> CronSpec:
         spec = CronSpec(airflow_home=str(home), airflow_bin=str(fake), env={
             "AIRFLOW_HOME": str(home), "PATH": "/usr/bin:/bin", "PIPEKIT_CUSTOMER_BASE_DIR": "/data/c",
-            "PIPEKIT_CUSTOMER_WAIT_SECONDS": "0", **env})
+            **env})
         write_settings(spec.settings_file, build_settings(spec))
         return spec
 
@@ -358,7 +355,7 @@ def test_run_records_success_and_failure_in_the_status_and_log(fake_job):
     log = Path(spec.log_path).read_text()
     assert "fake airflow dags test customer_pipeline" in log and "customer_pipeline: success (exit 0)" in log
     # Only the settings file's environment reaches airflow: the caller's AWS secret does not.
-    assert "base=/data/c wait=0 aws=unset" in log
+    assert "base=/data/c aws=unset" in log
     assert out.getvalue().decode() in log, "by hand, the output also goes to the terminal"
     first_success = status["last_success"]
 

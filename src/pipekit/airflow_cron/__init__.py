@@ -45,7 +45,6 @@ from pipekit.airflow_cron._run import check_job, probe_airflow, read_status, run
 from pipekit.airflow_cron._spec import (
     CRON_PATH,
     CUSTOMER_DAG_ID,
-    WAIT_ENV,
     CronSpec,
     Difference,
     build_cron_line,
@@ -65,7 +64,6 @@ __all__ = [
     "CUSTOMER_DAG_ID",
     "DEFAULT_SCHEDULE",
     "SCHEDULE_ENV",
-    "WAIT_ENV",
     "CommandCrontab",
     "CronSpec",
     "CrontabBackend",

@@ -25,8 +25,6 @@ from pipekit.errors import ConfigError
 from pipekit.io.atomic import atomic_path
 
 CUSTOMER_DAG_ID = "customer_pipeline"
-#: Sensor wait (seconds) the DAG reads at parse time; cron runs in test mode set it to 0 (look once).
-WAIT_ENV = "PIPEKIT_CUSTOMER_WAIT_SECONDS"
 #: The PATH cron gives a job (Debian's cron; most others agree).
 CRON_PATH = "/usr/bin:/bin"
 SETTINGS_FORMAT = "pipekit-cron/1"
@@ -57,14 +55,13 @@ def mask(name: str, value: str | None) -> str | None:
 
 
 def run_environment(
-    env: Mapping[str, str], *, airflow_home: str, mode: str = "test", venv_bin: str | None = None, cwd: str | None = None
+    env: Mapping[str, str], *, airflow_home: str, venv_bin: str | None = None, cwd: str | None = None
 ) -> dict[str, str]:
     """The whole environment of every cron run, from what ``env`` (the installing shell) sets.
 
     ``AIRFLOW_HOME``; every ``AIRFLOW__*`` (Airflow's config: DAGs folder, DB connection, ...);
     ``PIPEKIT_CUSTOMER_*`` and ``AIRFLOW_VAR_PIPEKIT_CUSTOMER_*`` (the job's settings); ``PIPEKIT_SCRIPTS_DIR``,
-    ``PIPEKIT_FLAG_SCRIPT``, ``PIPEKIT_MASK_KEY``; ``PIPEKIT_CUSTOMER_WAIT_SECONDS=0`` in test mode; ``PATH``
-    with the venv's ``bin`` first. Nothing else. Relative paths are made absolute against ``cwd``.
+    ``PIPEKIT_FLAG_SCRIPT``, ``PIPEKIT_MASK_KEY``; ``PATH`` with the venv's ``bin`` first. Nothing else. Relative paths are made absolute against ``cwd``.
     """
     cwd = cwd or os.getcwd()
     carried: dict[str, str] = {}
@@ -74,9 +71,6 @@ def run_environment(
                 value = os.path.normpath(os.path.join(cwd, value))
             carried[name] = value
     carried["AIRFLOW_HOME"] = airflow_home
-    if mode == "test":
-        # An in-process run looks for a file once and ends (skipped) instead of holding the lock for an hour.
-        carried[WAIT_ENV] = "0"
     venv_bin = venv_bin or str(Path(sys.executable).absolute().parent)
     # The venv first: the DAG's BashOperator runs `bash`, whose script runs `python3`; both must resolve.
     carried["PATH"] = f"{venv_bin}:/usr/local/bin:{CRON_PATH}"
@@ -142,7 +136,7 @@ class CronSpec:
         for key in ("lock_file", "log_file", "airflow_bin"):
             if values.get(key) and (key != "airflow_bin" or os.sep in str(values[key])):
                 values[key] = os.path.abspath(os.path.expanduser(str(values[key])))
-        values["env"] = run_environment(env, airflow_home=home, mode=str(values.get("mode", "test")))
+        values["env"] = run_environment(env, airflow_home=home)
         return cls(airflow_home=home, **values)
 
 
