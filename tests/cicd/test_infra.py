@@ -83,7 +83,7 @@ def test_iam_is_least_privilege(template: dict[str, Any]) -> None:
         if st["Resource"] == "*":
             # only actions AWS offers no resource-level permission for
             assert set(actions) <= {"codepipeline:PutJobSuccessResult", "codepipeline:PutJobFailureResult",
-                                    "glue:ListJobs"}, st
+                                    "glue:ListJobs", "xray:PutTraceSegments", "xray:PutTelemetryRecords"}, st
     pass_role = next(s for s in _statements(template) if s["Action"] == "iam:PassRole")
     assert pass_role["Resource"] == {"Ref": "GlueJobRoleArn"}
     assert pass_role["Condition"] == {"StringEquals": {"iam:PassedToService": "glue.amazonaws.com"}}
@@ -106,3 +106,14 @@ def test_lambda_role_allows_every_call_the_deploy_code_makes(template: dict[str,
     needed -= {"glue:GetJobs", "glue:DeleteJob", "codepipeline:GetJobDetails", "glue:GetCallerIdentity"}
     assert "glue:ListJobs" in needed  # the orphan check lists the jobs this repository owns
     assert needed <= granted, sorted(needed - granted)
+
+
+def test_active_tracing_has_the_xray_permissions_it_needs(template: dict[str, Any]) -> None:
+    """A function with TracingConfig Active whose role cannot PutTraceSegments sends no traces."""
+    functions = [r for r in template["Resources"].values() if r["Type"] == "AWS::Lambda::Function"]
+    assert functions and all(f["Properties"].get("TracingConfig", {}).get("Mode") == "Active" for f in functions)
+    for function in functions:
+        role = template["Resources"][function["Properties"]["Role"]["Fn::GetAtt"][0]]
+        granted = {a for pol in role["Properties"]["Policies"] for st in pol["PolicyDocument"]["Statement"]
+                   for a in (st["Action"] if isinstance(st["Action"], list) else [st["Action"]])}
+        assert {"xray:PutTraceSegments", "xray:PutTelemetryRecords"} <= granted
