@@ -72,7 +72,7 @@ def _truncate_mid_read(src: Path, out: Path, *args: str) -> subprocess.Completed
         deadline = time.monotonic() + 60
         fd = None
         while proc.poll() is None and time.monotonic() < deadline:
-            staged = out.is_dir() and any(p.name.endswith(".tmp") for p in out.iterdir())
+            staged = out.is_dir() and any(p.name.startswith(".pipekit-staging-") for p in out.iterdir())
             fd = _reading_fd(proc.pid, src) if staged else None  # not read_header's open: staging is after it
             if fd is not None:
                 break

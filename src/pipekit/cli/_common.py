@@ -4,9 +4,13 @@ into a clear message and an exit code, never a traceback."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from types import FrameType
 from typing import Any
 
 import typer
@@ -98,9 +102,53 @@ def user_errors() -> Iterator[None]:
         err_console.print(f"[bold red]error:[/bold red] no such file: {escape(str(exc.filename))}", markup=True,
                           highlight=False)
         raise typer.Exit(EXIT_USAGE) from None
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         err_console.print("interrupted")
-        raise typer.Exit(130) from None
+        raise typer.Exit(128 + getattr(exc, "signum", signal.SIGINT)) from None
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGINT, SIGTERM or SIGHUP under ``stop_signals()``: unwinds like Ctrl-C, so staged files are removed."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+#: The signals that stop a command cleanly (temp files removed, nothing published, exit 128 + signal).
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+@contextmanager
+def stop_signals() -> Iterator[None]:
+    """Within the block, SIGINT, SIGTERM and SIGHUP (Ctrl-C, ``kill``, a scheduler stopping the task, a closed
+    terminal) raise ``Interrupted`` in the main thread; a second signal while unwinding is ignored, so
+    the clean-up runs to its end. Put it outside ``user_errors()``, which prints the one "interrupted" line;
+    then the process exits 128 + signal.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be set from the main thread
+        return
+    stopped: list[int] = []
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        if not stopped:
+            stopped.append(signum)
+            raise Interrupted(signum)
+
+    previous = {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        if stopped:
+            # The block has unwound (staged files removed). Leave now, without interpreter finalisation:
+            # an Arrow I/O thread still finishing a read into Python would abort it (SIGABRT, exit -6).
+            for stream in (sys.stdout, sys.stderr):
+                stream.flush()
+            os._exit(128 + stopped[0])
+        for sig, old in previous.items():
+            if old is not None:  # None: a handler not set from Python, which cannot be put back
+                signal.signal(sig, old)
 
 
 def emit_json(payload: Any) -> None:

@@ -10,7 +10,15 @@ from typing import Any
 import typer
 from rich.markup import escape
 
-from pipekit.cli._common import EXIT_DATA, EXIT_OK, emit_json, err_console, out_console, user_errors
+from pipekit.cli._common import (
+    EXIT_DATA,
+    EXIT_OK,
+    emit_json,
+    err_console,
+    out_console,
+    stop_signals,
+    user_errors,
+)
 from pipekit.errors import ConfigError
 
 _CLEAN_EPILOG = """\
@@ -131,7 +139,7 @@ def clean_cmd(
     """Clean a customers CSV: drop incomplete and duplicate rows, normalise names and emails, mask PII, flag future timestamps."""
     from pipekit.io.engine import clean_file
 
-    with user_errors():
+    with stop_signals(), user_errors():  # Ctrl-C/SIGTERM/SIGHUP: staging removed, nothing published
         if bad_rows not in ("error", "quarantine"):
             raise ConfigError(f"--bad-rows must be 'error' or 'quarantine', not {bad_rows!r}")
         config = replace(_config(required, dedup_keys), formula_guard=formula_guard)
@@ -299,6 +307,11 @@ def _print_clean(report: Any) -> None:
     out_console.print(f"  {seconds:.2f} s, {rate:,.0f} rows/s", highlight=False)
     for name, path in report.outputs.items():
         out_console.print(f"  {name}: {path}", highlight=False, soft_wrap=True)
+    if report.stale_staging_removed:
+        out_console.print(
+            f"  removed {report.stale_staging_removed} stale staging folder(s) left by interrupted runs",
+            highlight=False,
+        )
     if report.quarantine:
         # Not an output: the rows could not be masked, so they stay in a private folder.
         out_console.print(

@@ -24,6 +24,8 @@ class CleanFileReport:
     #: CSV formula guard: enabled, values guarded per column, header cells guarded, total.
     formula_guard: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    #: Staging folders that interrupted (killed) runs had left in the output folders, removed by this run.
+    stale_staging_removed: int = 0
     settings: dict[str, Any] = field(default_factory=dict)
     pipekit_version: str = ""
 
@@ -41,6 +43,7 @@ class CleanFileReport:
             "csv_formula_guard": dict(self.formula_guard),
             "validation": self.validation.to_dict(),
             "settings": dict(self.settings),
+            "stale_staging_removed": self.stale_staging_removed,
             "timings": {k: round(v, 4) for k, v in self.timings.items()},
         }
 

@@ -1,9 +1,20 @@
-"""Staged outputs: temp files beside their targets, renamed into place together only when a run succeeds."""
+"""Staged outputs: temp files in a per-run staging folder beside their targets, renamed into place together
+only when a run succeeds; staging folders that dead runs left behind are recognised and removed.
+
+A staging folder is ``<target folder>/.pipekit-staging-<pid>-<start>-<n>/`` (mode 0700) holding the temp
+files and an ``owner`` file: ``<pid> <start>``, where ``<start>`` is the process's start time from
+``/proc/<pid>/stat`` (so a pid the system gave to another process since is not taken for the owner still
+running). Being inside the target's folder keeps every rename on one file system, hence atomic.
+"""
 
 from __future__ import annotations
 
+import logging
 import os
+import shutil
 import threading
+import time
+from itertools import count
 from pathlib import Path
 
 from pipekit.errors import StorageError
@@ -12,13 +23,80 @@ from pipekit.errors import StorageError
 PRIVATE_FILE_MODE = 0o600
 PRIVATE_DIR_MODE = 0o700
 
+#: Every staging folder's name starts so; a later run looks for exactly these.
+STAGING_PREFIX = ".pipekit-staging-"
+OWNER_FILE = "owner"
+#: A staging folder whose owner cannot be told (no readable owner file) is stale once this old (seconds):
+#: a run writes its owner file right after creating the folder, so only a crash in between leaves one.
+UNOWNED_STALE_AFTER_S = 24 * 3600
+
+_log = logging.getLogger(__name__)
+_serial = count()
+
+
+def process_start(pid: int) -> str:
+    """The process's start time (clock ticks after boot, field 22 of /proc/<pid>/stat), or "-" if unknown."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return "-"
+    fields = stat.rpartition(")")[2].split()  # the command name (field 2) may hold spaces and ")"
+    return fields[19] if len(fields) > 19 else "-"
+
+
+def _alive(pid: int, start: str) -> bool:
+    """Whether process ``pid`` exists and (when both are known) started at ``start``."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # it exists, owned by someone else
+    now = process_start(pid)
+    return start == "-" or now == "-" or now == start
+
+
+def is_stale(folder: Path, *, now: float | None = None) -> bool:
+    """Whether staging ``folder`` belongs to no running process (its owner died or its pid was reused)."""
+    try:
+        pid_text, start = (folder / OWNER_FILE).read_text(encoding="ascii").split()
+        pid = int(pid_text)
+    except (OSError, ValueError, UnicodeDecodeError):
+        try:
+            age = (time.time() if now is None else now) - folder.lstat().st_mtime
+        except OSError:
+            return False  # gone already
+        return age > UNOWNED_STALE_AFTER_S
+    return not _alive(pid, start)
+
+
+def remove_stale(folder: Path) -> int:
+    """Delete the staging folders in ``folder`` that dead runs left; return how many were removed."""
+    try:
+        candidates = [p for p in folder.iterdir() if p.name.startswith(STAGING_PREFIX)]
+    except OSError:
+        return 0  # no such folder yet (or unreadable: writing there fails later, with a clear message)
+    removed = 0
+    for path in candidates:
+        if path.is_dir() and not path.is_symlink() and is_stale(path):
+            shutil.rmtree(path, ignore_errors=True)
+            if not path.exists():
+                removed += 1
+    if removed:
+        _log.info("removed %d stale staging folder(s) left in %s by interrupted runs", removed, folder)
+    return removed
+
 
 class Staging:
-    """Temp files beside their targets, renamed into place together on commit, deleted otherwise."""
+    """Temp files in per-run staging folders, renamed over their targets together on commit; on leaving
+    without a commit the staging folders are deleted with everything in them."""
 
     def __init__(self) -> None:
         self._staged: list[tuple[Path, Path, bool]] = []
         self._remove: list[Path] = []
+        self._folders: dict[Path, Path] = {}  # target folder -> its staging folder
         self._committed = False
         self._lock = threading.Lock()
 
@@ -29,6 +107,8 @@ class Staging:
         if not self._committed:
             for tmp, _, _ in self._staged:
                 tmp.unlink(missing_ok=True)
+        for folder in self._folders.values():
+            shutil.rmtree(folder, ignore_errors=True)
 
     def new(self, target: Path, *, private: bool = False) -> Path:
         """A fresh temp path for ``target``; ``private``: mode 0600 from creation on, in a 0700 folder if new."""
@@ -41,19 +121,32 @@ class Staging:
         except OSError as exc:
             raise StorageError(f"cannot create output directory {folder}: {exc}") from exc
         with self._lock:  # the reader thread may stage a file while the main thread does
-            tmp = folder / f".{target.name}.{os.getpid()}.{threading.get_ident()}.{len(self._staged)}.tmp"
+            staging = self._folders.get(folder) or self._make_folder(folder)
+            tmp = staging / f"{target.name}.{len(self._staged)}.tmp"
             self._staged.append((tmp, target, private))
-        tmp.unlink(missing_ok=True)
         if private:
             os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, PRIVATE_FILE_MODE))
         else:
             tmp.touch()
         return tmp
 
+    def _make_folder(self, folder: Path) -> Path:
+        """Create this run's staging folder in ``folder``, with its owner file (called under the lock)."""
+        pid, start = os.getpid(), process_start(os.getpid())
+        staging = folder / f"{STAGING_PREFIX}{pid}-{start}-{next(_serial)}"
+        os.mkdir(staging, PRIVATE_DIR_MODE)
+        self._folders[folder] = staging
+        fd = os.open(staging / OWNER_FILE, os.O_CREAT | os.O_EXCL | os.O_WRONLY, PRIVATE_FILE_MODE)
+        try:
+            os.write(fd, f"{pid} {start}\n".encode("ascii"))
+        finally:
+            os.close(fd)
+        return staging
+
     def retarget(self, tmp: Path, target: Path) -> None:
-        """Rename staged ``tmp`` to ``target`` (same folder) on commit, instead of the target it was staged for."""
-        if target.parent != tmp.parent:
-            raise ValueError(f"{target} is not in {tmp.parent}")
+        """Rename staged ``tmp`` to ``target`` (same folder as first staged for) on commit, instead."""
+        if target.parent != tmp.parent.parent:
+            raise ValueError(f"{target} is not in {tmp.parent.parent}")
         self._staged = [(t, target if t == tmp else d, p) for t, d, p in self._staged]
 
     def remove_on_commit(self, target: Path) -> None:

@@ -4,7 +4,9 @@
 ``validate`` -> ``normalize_batch`` -> cross-file duplicate filter -> ``finalize_batch``, writing the
 cleaned rows to CSV and Parquet as it goes. Three threads overlap the work: one reads and parses
 (and hashes the input bytes for the report), one cleans, one writes. Outputs are written to temp
-names and renamed only when everything succeeded; the input is opened read-only.
+files in a per-run staging folder inside the output folder and renamed only when everything
+succeeded; a run first removes the staging folders of runs that were killed. The input is opened
+read-only.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import io
 import json
 import os
 import queue
+import signal
 import threading
 import time
 from collections import deque
@@ -54,7 +57,7 @@ from pipekit.io._read import (
     record_lines,
 )
 from pipekit.io._report import CleanFileReport
-from pipekit.io._staging import Staging
+from pipekit.io._staging import Staging, remove_stale
 from pipekit.io.atomic import storage_error
 from pipekit.io.csvfmt import header_line
 
@@ -138,6 +141,8 @@ def clean_file(
             f"{src}: the output would overwrite the input", hint="choose another --out directory"
         )
     private = _private_dir(out_dir, quarantine_dir) if bad_rows == "quarantine" else None
+    # Temp files of runs that were killed (SIGKILL, power loss) stay in their staging folders: clear them.
+    stale = sum(remove_stale(folder) for folder in {Path(out_dir), *([private] if private else [])})
 
     run = _Run(
         src,
@@ -156,7 +161,7 @@ def clean_file(
         identity,
     )
     try:
-        return _run_and_publish(run, config, now, bad_rows, batch_rows, started)
+        return _run_and_publish(run, config, now, bad_rows, batch_rows, started, stale)
     except OSError as exc:
         # Anything the OS refused on the way (read-only folder, disk full, quota, a file where a folder
         # should be) is the user's to fix: name the path, say what to do. Staging has removed its temps.
@@ -169,7 +174,13 @@ def clean_file(
 
 
 def _run_and_publish(
-    run: _Run, config: CleaningConfig, now: datetime, bad_rows: BadRows, batch_rows: int, started: float
+    run: _Run,
+    config: CleaningConfig,
+    now: datetime,
+    bad_rows: BadRows,
+    batch_rows: int,
+    started: float,
+    stale_staging_removed: int,
 ) -> CleanFileReport:
     """Run the pipeline into staged temp files, write the report, and rename everything into place."""
     src, encoding, paths, out_dir = run.src, run.encoding, run.paths, run.paths["report"].parent
@@ -189,6 +200,7 @@ def _run_and_publish(
             timings=timings,
             settings=_settings(config, now, bad_rows, batch_rows, run.hasher.engine),
             pipekit_version=_version(),
+            stale_staging_removed=stale_staging_removed,
         )
         report.timings["total_s"] = time.perf_counter() - started
         report_tmp = staging.new(paths["report"])
@@ -411,10 +423,19 @@ class _Run:
             Future[tuple[pa.Table, ValidationReport, dict[str, int], np.ndarray, dict[str, float]]]
         ]
         pending = deque()
-        reader.start()
-        writer.start()
+        # Started with the stop signals blocked and unblocked inside the try: a SIGTERM/Ctrl-C that comes
+        # meanwhile is raised where the finally below stops and joins the threads (a reader thread left
+        # running while the interpreter exits aborts the process).
+        blocked = _block_stop_signals()
+        try:
+            reader.start()
+            writer.start()
+        except BaseException:
+            _restore_signals(blocked)
+            raise
         seen_any = False
         try:
+            _restore_signals(blocked)
             while True:
                 item = batches.get()
                 if item is _DONE:
@@ -605,6 +626,21 @@ def _put(q: queue.Queue[Any], item: Any, stop: threading.Event) -> None:
         except queue.Full:
             if stop.is_set():
                 return
+
+
+_STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+
+
+def _block_stop_signals() -> set[int | signal.Signals] | None:
+    """Block SIGINT/SIGTERM/SIGHUP in this thread (threads started now inherit it); the previous mask."""
+    if not hasattr(signal, "pthread_sigmask"):
+        return None
+    return signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+
+
+def _restore_signals(mask: set[int | signal.Signals] | None) -> None:
+    if mask is not None:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
 
 def _drain(q: queue.Queue[Any]) -> None:
