@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
@@ -64,3 +65,13 @@ def _shifted_clock() -> Iterator[None]:
 
     with time_machine.travel(moment.timestamp(), tick=True):
         yield
+
+
+@pytest.fixture(autouse=True)
+def private_state_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh XDG_STATE_HOME for every test (subprocesses inherit it through the environment):
+    `--bad-rows quarantine` keeps raw rows in a private folder under it by default, and a test must never
+    write to the real home directory."""
+    state = tmp_path_factory.mktemp("state")
+    monkeypatch.setenv("XDG_STATE_HOME", str(state))
+    return state
