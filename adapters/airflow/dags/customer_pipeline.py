@@ -168,8 +168,8 @@ def customer_pipeline():
     def process_file(path: str):
         ingested = ingest(path)
         validated = validate(ingested)  # type: ignore[arg-type]  # TaskFlow: XComArgs resolve to values at run time
-        cleaned = clean(ingested, validated)  # type: ignore[arg-type]
-        publish(ingested, validated, cleaned, flag_future(cleaned))  # type: ignore[arg-type]
+        cleaned = clean(ingested, validated)  # type: ignore[arg-type]  # TaskFlow: XComArgs resolve to values at run time
+        publish(ingested, validated, cleaned, flag_future(cleaned))  # type: ignore[arg-type]  # TaskFlow: XComArgs resolve to values at run time
 
     process_file.expand(path=list_files())
 

@@ -137,11 +137,12 @@ def clean_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON on stdout."),
 ) -> None:
     """Clean a customers CSV: drop incomplete and duplicate rows, normalise names and emails, mask PII, flag future timestamps."""
-    from pipekit.io.engine import clean_file
+    from pipekit.io.engine import BadRows, clean_file
 
     with stop_signals(), user_errors():  # Ctrl-C/SIGTERM/SIGHUP: staging removed, nothing published
         if bad_rows not in ("error", "quarantine"):
             raise ConfigError(f"--bad-rows must be 'error' or 'quarantine', not {bad_rows!r}")
+        bad_rows_mode: BadRows = "quarantine" if bad_rows == "quarantine" else "error"
         config = replace(_config(required, dedup_keys), formula_guard=formula_guard)
         with _progress(input_csv, enabled=not (quiet or as_json)) as progress:
             report = clean_file(
@@ -151,7 +152,7 @@ def clean_cmd(
                 policy=policy,
                 now=_parse_now(now),
                 encoding=encoding,
-                bad_rows=bad_rows,  # type: ignore[arg-type]
+                bad_rows=bad_rows_mode,
                 batch_rows=batch_rows,
                 progress=progress,
                 quarantine_dir=quarantine_dir,

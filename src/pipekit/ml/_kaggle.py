@@ -117,7 +117,7 @@ def _make_api(auth: KaggleAuth | None) -> Any:
 
     env = _api_environment()
 
-    class _PipekitKaggleApi(kaggle_api_cls):  # type: ignore[misc, valid-type]
+    class _PipekitKaggleApi(kaggle_api_cls):  # type: ignore[misc, valid-type]  # KaggleApi is imported at call time (no stubs)
         """KaggleApi that reads KAGGLE_CONFIG_DIR and KAGGLE_API_ENVIRONMENT when it is built, not at import.
 
         Verified for kaggle in KAGGLE_VERSION_RANGE only (checked by _import_kaggle_api).
