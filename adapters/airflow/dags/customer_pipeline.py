@@ -51,12 +51,17 @@ def _config(params: dict):
     return CustomerPipelineConfig.resolve(params, variable=lambda key: Variable.get(key, default=None))
 
 
-def _fail_terminally(exc: Exception):
-    """Bad data will not fix itself on retry (the file is in rejected/ now): fail at once, with pipekit's message."""
+def _run_step(step, *args, **kwargs):
+    """Run one pipekit step. Bad data will not fix itself on retry (the file is in rejected/ now): an
+    InputError or ValidationError fails the task at once, with pipekit's message."""
     from airflow.sdk.exceptions import AirflowFailException
 
-    hint = getattr(exc, "hint", None)
-    return AirflowFailException(f"{getattr(exc, 'message', exc)}" + (f"\n  -> {hint}" if hint else ""))
+    from pipekit.errors import InputError, ValidationError
+
+    try:
+        return step(*args, **kwargs)
+    except (InputError, ValidationError) as exc:
+        raise AirflowFailException(str(exc)) from exc  # pipekit's message, then "  -> <what to do>"
 
 
 _OPTIONAL_TEXT = ["null", "string"]  # JSON Schema type of an optional text param
@@ -108,12 +113,9 @@ def customer_pipeline():
         from airflow.sdk.exceptions import AirflowSkipException
 
         from pipekit.customer_pipeline import ingest as ingest_step
-        from pipekit.errors import InputError, ValidationError
 
-        try:
-            result = ingest_step(path, _config(params), run_id=run_id)
-        except (InputError, ValidationError) as exc:  # rejected (content refused before, or not CSV), or gone
-            raise _fail_terminally(exc) from exc
+        # Fails at once when the content was rejected before, is not CSV, or is gone.
+        result = _run_step(ingest_step, path, _config(params), run_id=run_id)
         if result["status"] == "duplicate":
             previous = result["previous"] or {}
             raise AirflowSkipException(
@@ -125,25 +127,17 @@ def customer_pipeline():
     @task(max_active_tis_per_dagrun=PARALLEL_FILES)
     def validate(ingested: dict, params=None) -> dict:
         from pipekit.customer_pipeline import validate as validate_step
-        from pipekit.errors import InputError, ValidationError
 
-        try:
-            return validate_step(ingested, _config(params))
-        except (InputError, ValidationError) as exc:
-            raise _fail_terminally(exc) from exc
+        return _run_step(validate_step, ingested, _config(params))
 
     @task(max_active_tis_per_dagrun=PARALLEL_FILES)
     def clean(ingested: dict, validated: dict, params=None) -> dict:
         from pipekit.customer_pipeline import clean as clean_step
-        from pipekit.errors import InputError, ValidationError
 
-        try:
-            return clean_step(ingested, _config(params))
-        except (InputError, ValidationError) as exc:
-            raise _fail_terminally(exc) from exc
+        return _run_step(clean_step, ingested, _config(params))
 
     # Airflow loads any templated string ending in ".sh" as a Jinja template *file* (TemplateNotFound):
-    # the command names the script through $PIPEKIT_SCRIPTS_DIR and ends in the (quoted) side-file path.
+    # the command names the script through $PIPEKIT_SCRIPTS_DIR and ends in a quoted variable.
     @task.bash(task_id="flag_future_timestamps", env={"PIPEKIT_SCRIPTS_DIR": _scripts_dir()}, append_env=True)
     def flag_future(cleaned: dict) -> str:
         import os
