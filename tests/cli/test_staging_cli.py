@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from pipekit.io._staging import OWNER_FILE, STAGING_PREFIX, process_start
+from pipekit.io._staging import STAGING_PREFIX, process_start, staging_name
 from pipekit.sample import write_customers_csv
 
 PIPEKIT = Path(sys.executable).parent / "pipekit"
@@ -96,9 +96,8 @@ def test_sigterm_and_sighup_clean_up_like_ctrl_c(big: Path, tmp_path: Path, sig:
 
 def test_a_staging_folder_of_a_live_process_is_kept(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    live = out / f"{STAGING_PREFIX}{os.getpid()}-live"
+    live = out / staging_name(os.getpid(), process_start(os.getpid()), 99)
     live.mkdir(parents=True)
-    (live / OWNER_FILE).write_text(f"{os.getpid()} {process_start(os.getpid())}\n")
     (live / "customers_cleaned.csv.0.tmp").write_text("in progress")
     src = write_customers_csv(tmp_path / "customers.csv", 50)
 

@@ -1,5 +1,5 @@
-"""Which staging folders a run may remove: only those whose owner died, or whose pid now names another
-process, or (no owner file) that are older than a day."""
+"""Which staging folders a run may remove: only those whose owner (named in the folder's name) died, or
+whose pid now names another process, or (a name naming no owner) that are older than a day."""
 
 from __future__ import annotations
 
@@ -9,21 +9,19 @@ import sys
 from pathlib import Path
 
 from pipekit.io._staging import (
-    OWNER_FILE,
     STAGING_PREFIX,
     UNOWNED_STALE_AFTER_S,
     Staging,
     is_stale,
     process_start,
     remove_stale,
+    staging_name,
 )
 
 
-def _folder(parent: Path, name: str, owner: str | None) -> Path:
-    folder = parent / f"{STAGING_PREFIX}{name}"
+def _folder(parent: Path, name: str) -> Path:
+    folder = parent / name
     folder.mkdir()
-    if owner is not None:
-        (folder / OWNER_FILE).write_text(owner)
     return folder
 
 
@@ -35,19 +33,27 @@ def _dead_pid() -> int:
 
 def test_owner_alive_dead_or_reused(tmp_path: Path) -> None:
     me = os.getpid()
-    alive = _folder(tmp_path, "alive", f"{me} {process_start(me)}")
-    reused = _folder(tmp_path, "reused", f"{me} 1")  # same pid, another start time: another process
-    dead = _folder(tmp_path, "dead", f"{_dead_pid()} 1")
+    alive = _folder(tmp_path, staging_name(me, process_start(me), 0))
+    reused = _folder(tmp_path, staging_name(me, "1", 1))  # same pid, another start time: another process
+    dead = _folder(tmp_path, staging_name(_dead_pid(), "1", 0))
+    dead_no_start = _folder(tmp_path, staging_name(_dead_pid(), "-", 0))  # start time was unknown
     assert not is_stale(alive)
     assert is_stale(reused)
-    assert is_stale(dead)
-    assert remove_stale(tmp_path) == 2
+    assert is_stale(dead) and is_stale(dead_no_start)
+    assert remove_stale(tmp_path) == 3
     assert [p.name for p in tmp_path.iterdir()] == [alive.name]
 
 
-def test_a_folder_without_owner_is_stale_only_when_old(tmp_path: Path) -> None:
-    young = _folder(tmp_path, "young", None)
-    garbled = _folder(tmp_path, "garbled", "not a pid")
+def test_an_empty_folder_of_a_run_killed_right_after_mkdir_is_stale(tmp_path: Path) -> None:
+    """Nothing but the folder itself: the name alone tells the owner (a SIGKILL between mkdir and the
+    first write used to leave a folder no run removed for a day)."""
+    empty = _folder(tmp_path, staging_name(_dead_pid(), "12345", 0))
+    assert list(empty.iterdir()) == [] and is_stale(empty)
+
+
+def test_a_folder_whose_name_names_no_owner_is_stale_only_when_old(tmp_path: Path) -> None:
+    young = _folder(tmp_path, f"{STAGING_PREFIX}young")
+    garbled = _folder(tmp_path, f"{STAGING_PREFIX}12-x-0")
     assert not is_stale(young) and not is_stale(garbled)
     later = young.stat().st_mtime + UNOWNED_STALE_AFTER_S + 1
     assert is_stale(young, now=later) and is_stale(garbled, now=later)

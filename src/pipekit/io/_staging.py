@@ -2,15 +2,18 @@
 only when a run succeeds; staging folders that dead runs left behind are recognised and removed.
 
 A staging folder is ``<target folder>/.pipekit-staging-<pid>-<start>-<n>/`` (mode 0700) holding the temp
-files and an ``owner`` file: ``<pid> <start>``, where ``<start>`` is the process's start time from
-``/proc/<pid>/stat`` (so a pid the system gave to another process since is not taken for the owner still
-running). Being inside the target's folder keeps every rename on one file system, hence atomic.
+files, where ``<start>`` is the owner's start time from ``/proc/<pid>/stat`` (so a pid the system gave to
+another process since is not taken for the owner still running). The owner is read from the folder's *name*,
+which ``mkdir`` creates in one step: a run killed right after creating it (before writing anything into it)
+still leaves a folder the next run can tell is stale. Being inside the target's folder keeps every rename on
+one file system, hence atomic.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import threading
 import time
@@ -25,9 +28,9 @@ PRIVATE_DIR_MODE = 0o700
 
 #: Every staging folder's name starts so; a later run looks for exactly these.
 STAGING_PREFIX = ".pipekit-staging-"
-OWNER_FILE = "owner"
-#: A staging folder whose owner cannot be told (no readable owner file) is stale once this old (seconds):
-#: a run writes its owner file right after creating the folder, so only a crash in between leaves one.
+_OWNER_NAME = re.compile(r"(?P<pid>\d+)-(?P<start>\d+|-)-\d+")
+#: A folder with the staging prefix whose name names no owner (not made by this version of pipekit, or
+#: renamed by hand) is stale once this old (seconds).
 UNOWNED_STALE_AFTER_S = 24 * 3600
 
 _log = logging.getLogger(__name__)
@@ -58,18 +61,21 @@ def _alive(pid: int, start: str) -> bool:
     return start == "-" or now == "-" or now == start
 
 
+def staging_name(pid: int, start: str, serial: int) -> str:
+    """The name of process ``pid``'s ``serial``-th staging folder (``start``: its process start time)."""
+    return f"{STAGING_PREFIX}{pid}-{start}-{serial}"
+
+
 def is_stale(folder: Path, *, now: float | None = None) -> bool:
     """Whether staging ``folder`` belongs to no running process (its owner died or its pid was reused)."""
-    try:
-        pid_text, start = (folder / OWNER_FILE).read_text(encoding="ascii").split()
-        pid = int(pid_text)
-    except (OSError, ValueError, UnicodeDecodeError):
+    owner = _OWNER_NAME.fullmatch(folder.name.removeprefix(STAGING_PREFIX))
+    if owner is None:
         try:
             age = (time.time() if now is None else now) - folder.lstat().st_mtime
         except OSError:
             return False  # gone already
         return age > UNOWNED_STALE_AFTER_S
-    return not _alive(pid, start)
+    return not _alive(int(owner["pid"]), owner["start"])
 
 
 def remove_stale(folder: Path) -> int:
@@ -131,16 +137,11 @@ class Staging:
         return tmp
 
     def _make_folder(self, folder: Path) -> Path:
-        """Create this run's staging folder in ``folder``, with its owner file (called under the lock)."""
-        pid, start = os.getpid(), process_start(os.getpid())
-        staging = folder / f"{STAGING_PREFIX}{pid}-{start}-{next(_serial)}"
+        """Create this run's staging folder in ``folder``, its name naming this process (under the lock)."""
+        pid = os.getpid()
+        staging = folder / staging_name(pid, process_start(pid), next(_serial))
         os.mkdir(staging, PRIVATE_DIR_MODE)
         self._folders[folder] = staging
-        fd = os.open(staging / OWNER_FILE, os.O_CREAT | os.O_EXCL | os.O_WRONLY, PRIVATE_FILE_MODE)
-        try:
-            os.write(fd, f"{pid} {start}\n".encode("ascii"))
-        finally:
-            os.close(fd)
         return staging
 
     def retarget(self, tmp: Path, target: Path) -> None:
