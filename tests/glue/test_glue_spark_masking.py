@@ -12,7 +12,6 @@ from hypothesis import strategies as st
 from pipekit.core import GLUE_CUSTOMER_POLICY, ColumnRule, MaskingPolicy
 from pipekit.core.masking import mask_column
 from pipekit.spark import apply_policy_spark, detect_pii_columns
-from pipekit.spark._sql import rule_sql
 
 pytestmark = pytest.mark.spark
 
@@ -54,38 +53,38 @@ def _fuzz(n: int, seed: int = 7) -> list[str | None]:
     return out
 
 
-# Java lower-cases a few characters differently from Arrow's utf8proc (e.g. "İ" -> "i̇" vs "i"), which
-# only matters where the text is lower-cased: the email *hash* mode. Such values are compared separately.
-def _java_lower_differs(value: str | None) -> bool:
-    return value is not None and any(c in value for c in "İ")
-
-
 @pytest.fixture(scope="module")
 def values() -> list[str | None]:
     return TRICKY + _fuzz(1500)
 
 
-def test_every_rule_matches_the_arrow_kernel(spark, values: list[str | None]) -> None:
+def _spark_masks(
+    spark, values: list[object], rules: dict[str, ColumnRule], value_type: str = "string", partitions: int = 1
+) -> dict:
+    """Each rule applied by apply_policy_spark to its own copy of ``values``: {rule name: masked values in order}."""
     from pyspark.sql import functions as F
-    from pyspark.sql.types import StringType, StructField, StructType
 
-    frame = spark.createDataFrame([(i, v) for i, v in enumerate(values)],
-                                  StructType([StructField("i", StringType()), StructField("v", StringType())]))  # fmt: skip
-    got_rows = frame.select(
-        F.col("i").cast("int").alias("i"), *[F.expr(rule_sql("v", rule, KEY)).alias(name) for name, rule in RULES.items()]
-    ).collect()
-    got = {name: [None] * len(values) for name in RULES}
-    for row in got_rows:
-        for name in RULES:
-            got[name][row["i"]] = row[name]
+    frame = spark.createDataFrame([(i, v) for i, v in enumerate(values)], f"i int, v {value_type}")
+    if partitions > 1:
+        frame = frame.repartition(partitions)
+    frame = frame.select("i", *[F.col("v").alias(name) for name in rules])
+    masked, _ = apply_policy_spark(frame, MaskingPolicy(rules), key=KEY, detect_pii=False)
+    rows = sorted(masked.collect(), key=lambda r: r["i"])
+    return {name: [r[name] for r in rows] for name in rules}
+
+
+def test_every_rule_matches_the_arrow_kernel(spark, values: list[str | None]) -> None:
+    """Every rule, keyed ones included, gives exactly the core kernel's output, row for row."""
+    # Several partitions and small Arrow batches: the keyed UDF sees many batches, some of a few rows.
+    spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", "97")
+    try:
+        got = _spark_masks(spark, values, RULES, partitions=3)
+    finally:
+        spark.conf.unset("spark.sql.execution.arrow.maxRecordsPerBatch")
     source = pa.array(values, pa.string())
     for name, rule in RULES.items():
         expected = mask_column(source, rule, key=KEY)[0].to_pylist()
-        mismatches = [
-            (values[i], expected[i], got[name][i])
-            for i in range(len(values))
-            if expected[i] != got[name][i] and not (name == "email_hash" and _java_lower_differs(values[i]))
-        ]
+        mismatches = [(values[i], expected[i], got[name][i]) for i in range(len(values)) if expected[i] != got[name][i]]
         assert not mismatches, f"{name}: {len(mismatches)} mismatch(es), first: {mismatches[:3]}"
 
 
@@ -93,10 +92,36 @@ def test_hash_is_the_keyed_hmac_of_the_pandas_path(spark) -> None:
     import hashlib
     import hmac
 
-    frame = spark.createDataFrame([("alice",)], "v string")
-    (value,) = frame.select(__import__("pyspark.sql.functions", fromlist=["expr"]).expr(
-        rule_sql("v", ColumnRule("hash"), KEY))).first()  # fmt: skip
-    assert value == hmac.new(KEY, b"alice", hashlib.sha256).hexdigest()
+    got = _spark_masks(spark, ["alice", "", None, "zoë 😀"], {"hash": RULES["hash"]})["hash"]
+    assert got == [hmac.new(KEY, b"alice", hashlib.sha256).hexdigest(), hmac.new(KEY, b"", hashlib.sha256).hexdigest(),
+                   None, hmac.new(KEY, "zoë 😀".encode(), hashlib.sha256).hexdigest()]  # fmt: skip
+
+
+def test_keyed_hash_of_a_non_string_column_hashes_its_text(spark) -> None:
+    got = _spark_masks(spark, [7, None, -120, 2**40], {"hash": RULES["hash"]}, value_type="bigint")["hash"]
+    assert got == mask_column(pa.array(["7", None, "-120", str(2**40)]), RULES["hash"], key=KEY)[0].to_pylist()
+
+
+def test_the_udf_batch_function_takes_any_pandas_string_series() -> None:
+    """pyspark hands the UDF object Series (pandas 1/2, as on Glue) or str Series (pandas 3); None and NaN are null."""
+    import pandas as pd
+
+    from pipekit.spark._keyed import mask_series
+
+    values = ["a", None, "", "zoë 😀", " X@Y.com "]
+    for rule in (RULES["hash"], RULES["email_hash"]):
+        expected = mask_column(pa.array(values, pa.string()), rule, key=KEY)[0].to_pylist()
+        for series in (pd.Series([*values, float("nan")], dtype=object), pd.Series([*values, None], dtype="string")):
+            got = [None if pd.isna(v) else v for v in mask_series(series, rule, KEY)]
+            assert got == [*expected, None]
+
+
+def test_a_short_key_is_refused_before_spark_runs(spark) -> None:
+    from pipekit.errors import ConfigError
+
+    frame = spark.createDataFrame([("x",)], "v string")
+    with pytest.raises(ConfigError, match="at least 16"):
+        apply_policy_spark(frame, MaskingPolicy({"v": ColumnRule("hash")}), key=b"fifteen-bytes!!", detect_pii=False)
 
 
 def test_apply_policy_spark_counts_and_keeps_nulls(spark) -> None:
@@ -157,13 +182,9 @@ def test_hash_policy_reads_the_key_from_the_environment(spark, monkeypatch: pyte
 
 @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(values=st.lists(st.one_of(st.none(), st.text(max_size=30), st.emails()), min_size=1, max_size=40))
-def test_property_spark_equals_arrow_for_emails_and_partials(spark, values: list[str | None]) -> None:
+def test_property_spark_equals_arrow_for_emails_partials_and_hashes(spark, values: list[str | None]) -> None:
     """Hypothesis finds (and shrinks) any text where the Spark and Arrow masks disagree."""
-    from pyspark.sql import functions as F
-
-    rules = {n: RULES[n] for n in ("email_partial", "email_domain", "partial4", "literal")}
-    frame = spark.createDataFrame([(i, v) for i, v in enumerate(values)], "i int, v string")
-    rows = frame.select("i", *[F.expr(rule_sql("v", r)).alias(n) for n, r in rules.items()]).orderBy("i").collect()
-    for name, rule in rules.items():
-        expected = mask_column(pa.array(values, pa.string()), rule)[0].to_pylist()
-        assert [r[name] for r in rows] == expected, name
+    names = ("email_partial", "email_domain", "partial4", "literal", "hash", "email_hash")
+    got = _spark_masks(spark, list(values), {n: RULES[n] for n in names})
+    for name in names:
+        assert got[name] == mask_column(pa.array(values, pa.string()), RULES[name], key=KEY)[0].to_pylist(), name

@@ -1,28 +1,12 @@
-"""The policy -> Spark SQL compiler, without Spark: literals, identifiers, HMAC pads, key handling."""
+"""The policy -> Spark SQL compiler, without Spark: literals, identifiers, keyed rules refused."""
 
 from __future__ import annotations
-
-import hashlib
-import hmac
 
 import pytest
 
 from pipekit.core import GLUE_CUSTOMER_POLICY, ColumnRule, MaskingPolicy
 from pipekit.errors import ConfigError
-from pipekit.spark._sql import hmac_pads, policy_select_sql, quote_ident, rule_sql, sql_string
-
-
-def _hmac_from_pads(key: bytes, message: bytes) -> str:
-    """HMAC computed exactly the way the SQL does it: sha2 over pads, in Python."""
-    ipad, opad = hmac_pads(key)
-    inner = hashlib.sha256(ipad + message).digest()
-    return hashlib.sha256(opad + inner).hexdigest()
-
-
-@pytest.mark.parametrize("key", [b"k", b"secret-key", b"x" * 64, b"y" * 65, "ключ".encode()])
-def test_hmac_pads_reproduce_python_hmac(key: bytes) -> None:
-    for message in (b"", b"john@example.com", "Zoë".encode()):
-        assert _hmac_from_pads(key, message) == hmac.new(key, message, hashlib.sha256).hexdigest()
+from pipekit.spark._sql import policy_select_sql, quote_ident, rule_sql, sql_string
 
 
 def test_identifiers_and_literals_are_escaped() -> None:
@@ -41,14 +25,15 @@ def test_select_keeps_column_order_and_masks_policy_columns() -> None:
     assert lines[-1] == "FROM `t`"
 
 
-def test_hash_rule_needs_a_key_and_never_embeds_it_raw() -> None:
-    rule = ColumnRule("hash")
-    with pytest.raises(ConfigError, match="keyed hash"):
-        rule_sql("ssn", rule, None)
-    sql = rule_sql("ssn", rule, b"topsecret-glue-key")
-    assert "topsecret" not in sql and b"topsecret-glue-key".hex() not in sql
-    with pytest.raises(ConfigError, match="at least 16"):  # the core's floor holds on Spark too
-        rule_sql("ssn", rule, b"a")
+@pytest.mark.parametrize("rule", [ColumnRule("hash"), ColumnRule("email", email_mode="hash")])
+def test_keyed_rules_are_never_compiled_to_sql(rule: ColumnRule) -> None:
+    """SQL would carry the key (or its HMAC pads) as a literal of the query plan: refused, whatever the key."""
+    with pytest.raises(ConfigError, match="keyed hash") as info:
+        rule_sql("ssn", rule)
+    assert "apply_policy_spark" in (info.value.hint or "")
+    policy = MaskingPolicy({"FirstName": ColumnRule("literal", value="hu25"), "ssn": rule})
+    with pytest.raises(ConfigError, match="'ssn' uses a keyed hash"):
+        policy_select_sql(["FirstName", "ssn"], policy, key=b"topsecret-glue-key-0123")
 
 
 def test_unknown_email_mode_is_a_config_error() -> None:

@@ -1,4 +1,4 @@
-"""pipekit on Spark: the masking policy as Spark SQL, and the customers ETL the Glue job runs.
+"""pipekit on Spark: the masking policy (Spark SQL, keyed hashes in an Arrow UDF) and the customers ETL.
 
 Importing this package does not import pyspark; the functions do, and raise MissingExtraError
 (``pip install "pipekit[spark]"``) when it is absent. On AWS Glue, pyspark is the cluster's own.

@@ -7,15 +7,15 @@ pandas/Arrow kernels of :mod:`pipekit.core.masking` with Spark built-ins only (n
 - literal / redact: the constant, nulls stay null;
 - partial: ``*`` for every character but the last ``keep_last`` (characters are code points on both sides);
 - email: the same regexes as the Arrow kernels; RE2's ``$`` (end of text) is Java's ``\\z``, and
-  ``\\1`` in a replacement is Java's ``$1``;
-- hash: HMAC-SHA256 hex, built from ``sha2`` as RFC 2104 defines it:
-  ``H((K ^ opad) || H((K ^ ipad) || m))``. The key-derived pads become binary literals, so the key
-  is part of the query plan: see docs/glue.md for where plans can show up.
+  ``\\1`` in a replacement is Java's ``$1``.
+
+Keyed rules (hash, email hash) are refused: in SQL the key (or its HMAC pads) would be a literal of
+the query plan, which ``explain()``, the Spark UI and event logs print. They run as a vectorised UDF
+with the key in a broadcast instead (:mod:`pipekit.spark._keyed`).
 """
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -39,10 +39,6 @@ def re2_to_java(pattern: str) -> str:
 EMAIL_PARTIAL_JAVA = re2_to_java(_core.EMAIL_PARTIAL_PATTERN)
 EMAIL_DOMAIN_JAVA = re2_to_java(_core.EMAIL_DOMAIN_PATTERN)
 EMAIL_HAS_DOMAIN_JAVA = r"@[^@]+\z"
-# Arrow's utf8_trim_whitespace trims Unicode whitespace; Spark's trim() only trims ' '.
-UNICODE_TRIM_JAVA = r"^\p{IsWhite_Space}+|\p{IsWhite_Space}+\z"
-
-_BLOCK = 64  # SHA-256 block size in bytes (RFC 2104's B)
 
 
 def quote_ident(name: str) -> str:
@@ -55,21 +51,6 @@ def sql_string(text: str) -> str:
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def hmac_pads(key: bytes) -> tuple[bytes, bytes]:
-    """RFC 2104 inner and outer padded keys for HMAC-SHA256."""
-    if len(key) > _BLOCK:
-        key = hashlib.sha256(key).digest()
-    key = key.ljust(_BLOCK, b"\0")
-    return bytes(b ^ 0x36 for b in key), bytes(b ^ 0x5C for b in key)
-
-
-def hmac_sql(value_sql: str, key: bytes) -> str:
-    """HMAC-SHA256 (lower-case hex) of the UTF-8 bytes of ``value_sql``, from Spark's ``sha2``."""
-    ipad, opad = hmac_pads(key)
-    inner = f"unhex(sha2(concat(X'{ipad.hex()}', encode({value_sql}, 'UTF-8')), 256))"
-    return f"sha2(concat(X'{opad.hex()}', {inner}), 256)"
-
-
 def _email_partial(col: str) -> str:
     return f"regexp_replace({col}, {sql_string(EMAIL_PARTIAL_JAVA)}, {sql_string(f'$1{MASK}$2')})"
 
@@ -80,8 +61,11 @@ def _empty_case(col: str, mode: str, expr: str) -> str:
     return f"CASE WHEN {col} = '' THEN {sql_string(empty)} ELSE {expr} END"
 
 
-def rule_sql(column: str, rule: Any, key: bytes | None = None) -> str:
-    """Spark SQL expression that masks ``column`` by ``rule`` (a ColumnRule); nulls stay null."""
+def rule_sql(column: str, rule: Any) -> str:
+    """Spark SQL expression that masks ``column`` by ``rule`` (a ColumnRule); nulls stay null.
+
+    A keyed rule raises ConfigError: see the module docstring.
+    """
     col = quote_ident(column)
     strategy = rule.strategy
     if strategy in ("literal", "redact"):
@@ -95,7 +79,7 @@ def rule_sql(column: str, rule: Any, key: bytes | None = None) -> str:
         kept = f"concat(repeat('*', char_length({col}) - {k}), substring({col}, -{k}))"
         return f"CASE WHEN char_length({col}) <= {k} THEN {stars} ELSE {kept} END"
     if strategy == "hash":
-        return hmac_sql(col, _need_key(key, column))
+        raise _keyed_rule(column)
     if strategy == "email":
         mode = rule.email_mode
         if mode == "partial":
@@ -107,9 +91,7 @@ def rule_sql(column: str, rule: Any, key: bytes | None = None) -> str:
             has_domain = f"{col} RLIKE '@' AND {col} RLIKE {sql_string(EMAIL_HAS_DOMAIN_JAVA)}"
             return _empty_case(col, mode, f"CASE WHEN {has_domain} THEN {domain} ELSE {_email_partial(col)} END")
         if mode == "hash":
-            # The pandas path hashes the normalised address (trimmed, lower-cased): same here.
-            normalised = f"lower(regexp_replace({col}, {sql_string(UNICODE_TRIM_JAVA)}, ''))"
-            return hmac_sql(normalised, _need_key(key, column))
+            raise _keyed_rule(column)
         raise ConfigError(f"column {column!r}: unknown email_mode {mode!r}")
     raise ConfigError(f"column {column!r}: unknown masking strategy {strategy!r}")
 
@@ -118,24 +100,25 @@ def policy_select_sql(
     columns: Sequence[str], policy: Any, *, table: str = "customers", key: bytes | None = None,
     extra_rules: dict[str, Any] | None = None,
 ) -> str:  # fmt: skip
-    """``SELECT`` every column of ``table`` in order, masked where ``policy`` (or ``extra_rules``) says."""
+    """``SELECT`` every column of ``table`` in order, masked where ``policy`` (or ``extra_rules``) says.
+
+    A keyed rule raises ConfigError (a query cannot hold a key safely); ``key`` is accepted and unused.
+    """
     rules = dict(policy.resolve(list(columns)))
     rules.update(extra_rules or {})
     items = []
     for name in columns:
         rule = rules.get(name)
-        expr = quote_ident(name) if rule is None else f"{rule_sql(name, rule, key)} AS {quote_ident(name)}"
+        expr = quote_ident(name) if rule is None else f"{rule_sql(name, rule)} AS {quote_ident(name)}"
         items.append(expr)
     return "SELECT " + ",\n       ".join(items) + f"\nFROM {quote_ident(table)}"
 
 
-def _need_key(key: bytes | None, column: str) -> bytes:
-    """The HMAC key, or a ConfigError saying a keyed hash cannot be compiled without one (or with a short one)."""
-    if not key:
-        raise ConfigError(
-            f"column {column!r} uses a keyed hash, which needs the key to compile",
-            hint="pass key=... (or set the policy's key_env); a Glue Studio graph cannot hold a key, "
-            "so use the script job for hash rules",
-        )
-    # The same floor as the Arrow path, so a key the core refuses never masks data on Spark either.
-    return _core.check_key(key)
+def _keyed_rule(column: str) -> ConfigError:
+    """The error for a keyed rule: SQL would put the key in the query plan."""
+    return ConfigError(
+        f"column {column!r} uses a keyed hash, which pipekit does not compile to Spark SQL: the key "
+        "would be part of the query plan, which explain(), the Spark UI and event logs show",
+        hint="mask it with pipekit.spark.apply_policy_spark (the key reaches the executors in a broadcast); "
+        "a Glue Studio graph cannot hold a key, so use the script job for hash rules",
+    )

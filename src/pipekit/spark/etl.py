@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -53,6 +54,8 @@ def local_spark(cores: int = 1, *, app_name: str = "pipekit", memory: str = "2g"
     require("pyspark", "spark")
     from pyspark.sql import SparkSession
 
+    # Keyed masks run in Python workers, which must import pipekit: this interpreter, not the PATH's python3.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     spark = (
         SparkSession.builder.master(f"local[{cores}]")
         .appName(app_name)

@@ -179,7 +179,9 @@ def _runtime(args: GlueJobArgs, spark: Any | None) -> Iterator[Any]:
 
     builder = SparkSession.builder.appName(args.job_name)
     if "PYSPARK_GATEWAY_PORT" not in os.environ:
-        # Started as `python customers_etl.py`, not by spark-submit: nobody set a master, so run locally.
+        # Started as `python customers_etl.py`, not by spark-submit: nobody set a master, so run locally,
+        # with Python workers (keyed masks) on this interpreter, which can import pipekit.
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         builder = builder.master(os.environ.get("PIPEKIT_SPARK_MASTER", "local[*]"))
         builder = builder.config("spark.ui.enabled", "false").config("spark.ui.showConsoleProgress", "false")
     session = builder.getOrCreate()

@@ -1,4 +1,8 @@
-"""The masking policy on Spark: the same rules and results as ``pipekit.core.apply_policy``, with Spark SQL.
+"""The masking policy on Spark: the same rules and results as ``pipekit.core.apply_policy``.
+
+Unkeyed rules (literal, redact, partial, email masks) are Spark SQL built-ins (``pipekit.spark._sql``).
+Keyed rules (hash, email hash) run the core's kernel in a vectorised UDF with the key in a broadcast
+(``pipekit.spark._keyed``), so the key is never part of a query plan.
 
 Columns the policy does not name are sampled and run through the core PII scanner; a column with
 findings is redacted too (like Glue's Detect Sensitive Data with column masking), and the findings
@@ -11,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pipekit._extras import require
+from pipekit.spark._keyed import broadcast_key, keyed_mask_column
 from pipekit.spark._sql import quote_ident, rule_sql
 
 #: A column is masked when at least this fraction of sampled non-null values hold PII (0 = any finding).
@@ -79,9 +84,19 @@ def masking_exprs(
         detected, report = detect_pii_columns(frame, unruled, sample=pii_sample, threshold=pii_threshold)
         for name in detected:
             rules[name] = ColumnRule("redact")
-    exprs = [
-        F.expr(rule_sql(c, rules[c], key)).alias(c) if c in rules else F.col(quote_ident(c)) for c in columns
-    ]
+    key_ref = None
+    if any(rule.needs_key for rule in rules.values()):
+        assert key is not None  # resolved above: detection only adds redact rules
+        key_ref = broadcast_key(frame.sparkSession, key)
+    exprs = []
+    for name in columns:
+        rule = rules.get(name)
+        if rule is None:
+            exprs.append(F.col(quote_ident(name)))
+        elif rule.needs_key:
+            exprs.append(keyed_mask_column(F.col(quote_ident(name)), rule, key_ref).alias(name))
+        else:
+            exprs.append(F.expr(rule_sql(name, rule)).alias(name))
     return exprs, rules, detected, report
 
 
