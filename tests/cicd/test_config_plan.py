@@ -206,7 +206,7 @@ def test_user_parameters_booleans_and_lists(params: dict, prune: bool, watched: 
     ({"watched": [3]}, "field 'watched.0': must be of type string"),
     ({"bucket": "s3://b"}, "field 'bucket': 's3://b' does not match"),
     ({"source": "svn"}, "field 'source': 'svn' is not one of ['codecommit', 'zip', 'git']"),
-    ({"Prune": True}, "field 'Prune': is not a known field (known: branch, bucket, owner, prune,"),
+    ({"Prune": True}, "field 'Prune': is not a known field (known: branch, bucket, job_prefix, on_run_failure, owner, prune,"),
 ])
 def test_bad_user_parameters_name_the_key(params: dict, fragment: str) -> None:
     with pytest.raises(ConfigError) as info:

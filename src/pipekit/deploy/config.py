@@ -211,3 +211,20 @@ def load_configs(files: Mapping[str, bytes], known_files: set[str] | None = None
     if problems:
         raise JobConfigError(problems)
     return configs
+
+
+def check_prefix(configs: list[JobConfig], prefix: str) -> None:
+    """Raise JobConfigError naming each config whose job name does not start with ``prefix`` ('' allows all).
+
+    The deploy role may only touch jobs named ``<prefix>*`` (cicd.yaml's JobNamePrefix), so such a config
+    would fail half-way with AccessDenied; it is refused before anything changes instead.
+    """
+    if not prefix:
+        return
+    problems = [ConfigProblem(c.path, "", f"job name {c.name!r} (from the file name) does not start with "
+                                          f"{prefix!r}, the prefix this pipeline may deploy (UserParameters "
+                                          f"job_prefix, the stack's JobNamePrefix); rename the file to "
+                                          f"{JOBS_DIR}/{prefix}{c.name}{PurePosixPath(c.path).suffix}")
+                for c in configs if not c.name.startswith(prefix)]
+    if problems:
+        raise JobConfigError(problems)

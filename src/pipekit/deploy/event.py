@@ -13,6 +13,9 @@ from pipekit.deploy._jsonschema import iter_errors
 from pipekit.deploy.config import WATCHED_DIRS
 from pipekit.errors import ConfigError
 
+#: ``on_run_failure`` values: stop the other runs of the revision, or wait for them to end.
+STOP, WAIT = "stop", "wait"
+
 
 @dataclass(frozen=True)
 class Artifact:
@@ -86,6 +89,10 @@ class DeploySettings:
     state_prefix: str = ""
     watched: tuple[str, ...] = WATCHED_DIRS
     prune: bool = False
+    #: When one run of a revision fails: stop the others (BatchStopJobRun) or wait for them to end.
+    on_run_failure: str = STOP
+    #: Every job name must start with this ('' = no check): the deploy role may only touch ``<prefix>*``.
+    job_prefix: str = ""
 
     def __post_init__(self) -> None:
         if not self.state_prefix:
@@ -142,6 +149,8 @@ class DeploySettings:
             state_prefix=str(doc.get("state_prefix", "")).rstrip("/"),
             watched=watched_dirs,
             prune=doc.get("prune") is True or doc.get("prune") == "true",
+            on_run_failure=str(doc.get("on_run_failure", STOP)),
+            job_prefix=str(doc.get("job_prefix", "")),
         )
 
 

@@ -16,9 +16,17 @@ from typing import Any
 from pipekit.aws import glue, ssm
 from pipekit.aws._calls import code_of
 from pipekit.deploy import _s3
+from pipekit.deploy import runs as job_runs
 from pipekit.deploy.apply import apply, owned_job_names, read_current
-from pipekit.deploy.config import JOBS_DIR, SCRIPTS_DIR, is_config_path, job_name_for, load_configs
-from pipekit.deploy.event import DeploySettings
+from pipekit.deploy.config import (
+    JOBS_DIR,
+    SCRIPTS_DIR,
+    check_prefix,
+    is_config_path,
+    job_name_for,
+    load_configs,
+)
+from pipekit.deploy.event import STOP, DeploySettings
 from pipekit.deploy.plan import Change, ChangeKind, DesiredJob, plan
 from pipekit.deploy.sources import Source, watched
 from pipekit.errors import AwsError, DeployError
@@ -108,6 +116,7 @@ def run(
     config_paths = [p for p in source.list_files(JOBS_DIR) if is_config_path(p)]
     scripts = set(source.list_files(SCRIPTS_DIR))
     configs = load_configs({p: source.read(p) for p in config_paths}, known_files=scripts)
+    check_prefix(configs, settings.job_prefix)
 
     uploaded = []
     for script in sorted({c.script for c in configs}):
@@ -141,14 +150,28 @@ def run(
 
 def _start_and_monitor(settings: DeploySettings, source: Source, state: dict[str, Any], *,
                        session: Any | None, check_time: Callable[[str], None], note: str = "") -> Outcome:
-    """Start the runs in ``state['to_run']`` that have no recorded run id yet, then check them."""
+    """Start the runs in ``state['to_run']`` that have no recorded run id yet, then check them.
+
+    No run starts once one of this revision's runs has failed. Each start is :func:`runs.start_once`:
+    a run of this revision that already exists in Glue is adopted, never started twice.
+    """
     runs: dict[str, str] = state.setdefault("runs", {})
-    pending = [name for name in state.get("to_run", []) if name not in runs]
+    pending = [] if state.get("failed") else [name for name in state.get("to_run", []) if name not in runs]
+    if pending and runs:
+        # An earlier invocation ran short of time between starts: if a run it started has failed since,
+        # the rest must not start.
+        failed = sorted(name for name, run_id in runs.items()
+                        if glue.get_job_run(name, run_id, session=session).outcome
+                        not in (glue.RunOutcome.IN_PROGRESS, glue.RunOutcome.SUCCEEDED))
+        if failed:
+            state["failed"], pending = failed, []
     record = {k: state.get(k) for k in ("revision", "to_run", "runs", "run_arguments")}
     if pending:
-        # Record the intent before starting, and each run id right after, so a re-invocation resumes.
+        # The intent goes first: if it cannot be recorded, nothing starts. After a start, the run id is
+        # recorded too, but a lost id costs nothing: GetJobRuns finds the run by its revision argument.
         ssm.put_parameter(settings.runs_parameter, _token(record), session=session,
                           description="pipekit: Glue runs started for this revision")
+    waiting: dict[str, str] = {}
     for name in pending:
         try:
             check_time(f"start run of {name}")
@@ -158,19 +181,43 @@ def _start_and_monitor(settings: DeploySettings, source: Source, state: dict[str
             # Runs are already going: hand over to the next invocation, which starts the rest.
             log.warning("out of time before starting %s; continuing on the next invocation", name)
             break
-        runs[name] = glue.start_job_run(name, state.get("run_arguments", {}).get(name), session=session)
-        log.info("started Glue job %s run %s", name, runs[name])
-        ssm.put_parameter(settings.runs_parameter, _token(record), session=session)
+        try:
+            started = job_runs.start_once(name, state["revision"], state.get("run_arguments", {}).get(name),
+                                          stop_leftovers=settings.on_run_failure == STOP, session=session)
+        except job_runs.LeftoverRuns as err:
+            log.warning("%s; starting its run on a later invocation", err)
+            waiting[name] = "waiting for a run of another revision to end"
+            continue
+        runs[name] = started.run_id
+        log.info("%s Glue job %s run %s", "adopted" if started.adopted else "started", name, runs[name])
+        _record(settings, record, session=session)
     if note:
         state["note"] = note
+    state["waiting"] = waiting
     return _monitor(settings, source, state, session=session, check_time=check_time)
+
+
+def _record(settings: DeploySettings, record: dict[str, Any], *, session: Any | None) -> None:
+    """Write the run record to SSM; a failure (throttled past every retry) is logged, not raised: the runs
+    are in the continuation token, and a resumed invocation finds them by their revision argument."""
+    try:
+        ssm.put_parameter(settings.runs_parameter, _token(record), session=session)
+    except AwsError as err:
+        log.warning("could not record the runs %s in %s (%s); the continuation token carries them and "
+                    "GetJobRuns finds them by %s", record.get("runs"), settings.runs_parameter, err,
+                    job_runs.REVISION_ARG)
 
 
 def _monitor(settings: DeploySettings, source: Source, state: dict[str, Any], *,
              session: Any | None, check_time: Callable[[str], None]) -> Outcome:
-    """Check every recorded run once: all succeeded, any failed, or still going (continuation)."""
+    """Check every recorded run once: all succeeded, any failed, or still going (continuation).
+
+    When a run has failed, no further run starts; the others still going are stopped (BatchStopJobRun)
+    or awaited, per ``settings.on_run_failure``, and the failure is reported once none is going.
+    """
     revision = state["revision"]
     runs: dict[str, str] = state.get("runs", {})
+    stopped: list[str] = list(state.get("stopped") or [])
     results: dict[str, glue.JobRun] = {}
     unchecked: list[str] = []
     for name, run_id in sorted(runs.items()):
@@ -181,10 +228,15 @@ def _monitor(settings: DeploySettings, source: Source, state: dict[str, Any], *,
             unchecked = sorted(set(runs) - set(results))
             break
         results[name] = glue.get_job_run(name, run_id, session=session)
-    unchecked += [n for n in state.get("to_run") or [] if n not in runs]  # not started yet
     failed = [r for r in results.values() if r.outcome.done and r.outcome is not glue.RunOutcome.SUCCEEDED]
-    going = [f"{r.job_name} ({r.state})" for r in results.values() if not r.outcome.done]
-    going += [f"{n} (not checked yet)" for n in unchecked]
+    failed_names = sorted({r.job_name for r in failed} | set(state.get("failed") or []))
+    not_started = [n for n in state.get("to_run") or [] if n not in runs]
+    if not failed_names:
+        unchecked += not_started
+    still = [r for r in results.values() if not r.outcome.done]
+    going = [f"{r.job_name} ({r.state})" for r in still]
+    waiting = state.get("waiting") or {}
+    going += [f"{n} ({waiting[n]})" if n in waiting else f"{n} (not checked yet)" for n in unchecked]
     plan_txt = state.get("changes") or ", ".join(
         f"{k} {', '.join(v)}" for k, v in (state.get("plan") or {}).items() if v)
     unchanged = (state.get("plan") or {}).get("unchanged") or []
@@ -192,16 +244,37 @@ def _monitor(settings: DeploySettings, source: Source, state: dict[str, Any], *,
         plan_txt += f"; unchanged {', '.join(unchanged)}"
     details = {"revision": revision, "plan": state.get("plan"), "uploaded": state.get("uploaded"),
                "runs": {n: r.state for n, r in results.items()}}
-    if failed:
-        raise GlueRunFailed(failed, revision)
+    head = f"Revision {_short(revision)}: {plan_txt}; " if plan_txt else f"Revision {_short(revision)}: "
+    if failed_names and going:
+        if not state.get("failed"):
+            state["failed"] = failed_names
+            # Recorded, so that a re-invocation without the token starts none of the runs not started yet.
+            _record(settings, {**{k: state.get(k) for k in ("revision", "to_run", "runs", "run_arguments")},
+                               "failed": failed_names}, session=session)
+        cause = "; ".join(r.describe() for r in failed if r.job_name not in stopped)
+        if settings.on_run_failure == STOP:
+            to_stop = [r for r in still if r.job_name not in stopped and r.state != "STOPPING"]
+            for r in to_stop:
+                try:
+                    check_time(f"stop run of {r.job_name}")
+                except DeployTimeout:
+                    break  # the next invocation stops the rest
+                job_runs.stop_runs(r.job_name, [r.run_id], session=session)
+                stopped.append(r.job_name)
+            state["stopped"] = sorted(stopped)
+            what = "stopping " + ", ".join(going) + " (on_run_failure: stop)"
+        else:
+            what = "waiting for " + ", ".join(going) + " to end (on_run_failure: wait)"
+        summary = head + f"{cause or 'a run failed'}; {what} before reporting the failure"
+        return Outcome(IN_PROGRESS, summary, continuation_token=_continuation(state), details=details)
+    if failed_names:
+        others = [r for r in results.values() if r.job_name not in failed_names or r.job_name in stopped]
+        raise GlueRunFailed([r for r in failed if r.job_name not in stopped], revision,
+                            stopped=[r for r in others if r.job_name in stopped],
+                            finished=[r for r in others if r.job_name not in stopped], not_started=not_started)
     if going:
-        token_state = {k: v for k, v in state.items() if k in ("revision", "runs", "plan", "changes")}
-        for optional in ("changes", "plan"):  # CodePipeline caps the token at 2048 characters
-            if len(_token(token_state)) > 2000:
-                token_state.pop(optional, None)
-        head = f"Revision {_short(revision)}: {plan_txt}; " if plan_txt else f"Revision {_short(revision)}: "
         return Outcome(IN_PROGRESS, head + "waiting for " + ", ".join(going),
-                       continuation_token=_token(token_state), details=details)
+                       continuation_token=_continuation(state), details=details)
     _mark_deployed(settings, source, session=session)
     ran = ", ".join(f"{r.job_name} run {r.run_id[:12]} SUCCEEDED" for r in results.values())
     summary = f"Deployed {_short(revision)}: {plan_txt or 'no job changes'}"
@@ -210,13 +283,36 @@ def _monitor(settings: DeploySettings, source: Source, state: dict[str, Any], *,
     return Outcome(SUCCEEDED, summary + ".", details=details)
 
 
-class GlueRunFailed(DeployError):
-    """A Glue run started by the deployment did not succeed; the message carries Glue's ErrorMessage."""
+def _continuation(state: dict[str, Any]) -> str:
+    """The continuation token: the runs, what failed and was stopped, and (room permitting) the plan."""
+    token_state = {k: v for k, v in state.items() if k in ("revision", "runs", "plan", "changes", "failed", "stopped")
+                   and v}
+    token_state.setdefault("runs", {})
+    for optional in ("changes", "plan"):  # CodePipeline caps the token at 2048 characters
+        if len(_token(token_state)) > 2000:
+            token_state.pop(optional, None)
+    return _token(token_state)
 
-    def __init__(self, runs: list[glue.JobRun], revision: str) -> None:
+
+class GlueRunFailed(DeployError):
+    """A Glue run started by the deployment did not succeed; the message carries Glue's ErrorMessage and
+    what became of the other runs of the revision (stopped, finished, never started)."""
+
+    def __init__(self, runs: list[glue.JobRun], revision: str, *, stopped: list[glue.JobRun] | None = None,
+                 finished: list[glue.JobRun] | None = None, not_started: list[str] | None = None) -> None:
         self.runs = runs
-        super().__init__(f"Revision {_short(revision)}: " + "; ".join(r.describe() for r in runs),
-                         hint="Fix the job and push a new commit; the job definitions were deployed.")
+        self.stopped = stopped or []
+        parts = [r.describe() for r in runs]
+        if self.stopped:
+            parts.append("stopped because of that failure: " + ", ".join(
+                f"{r.job_name} run {r.run_id[:12]} {r.state}" for r in self.stopped))
+        if finished:
+            parts.append("the other runs ended: " + ", ".join(f"{r.job_name} {r.state}" for r in finished))
+        if not_started:
+            parts.append("not started: " + ", ".join(not_started))
+        super().__init__(f"Revision {_short(revision)}: " + "; ".join(parts),
+                         hint="Fix the job and push a new commit; the job definitions were deployed, and no run "
+                              "of this revision is still going.")
 
 
 def _describe(steps: list[Change], deleted: list[str]) -> str:
@@ -235,9 +331,11 @@ def _orphan_candidates(settings: DeploySettings, configured: set[str], removed: 
         if code_of(err) not in ("AccessDeniedException", "AccessDenied"):
             raise
         log.warning("cannot list the jobs owned by %s: %s", settings.owner, err)
-        return removed - configured, ("orphans were looked for only among the configs this diff deletes: "
-                                      "the Lambda role lacks glue:ListJobs")
-    return owned - configured, ""
+        return {n for n in removed if n.startswith(settings.job_prefix)} - configured, (
+            "orphans were looked for only among the configs this diff deletes: "
+            "the Lambda role lacks glue:ListJobs")
+    # A job outside the prefix is beyond the deploy role's reach (cicd.yaml): neither reported nor pruned.
+    return {n for n in owned if n.startswith(settings.job_prefix)} - configured, ""
 
 
 #: How much of an unreadable continuation token a failure message shows.
