@@ -16,6 +16,13 @@ Layout under the base directory (default ``$AIRFLOW_HOME/pipekit/customers``)::
     rejected/bad.csv.20261124T010203000000Z       a refused delivery, plus .reason.json beside it
     output/customers_<sha12>/customers_cleaned.csv|.parquet, _report.json, _gx.json|.html,
                              customers_future_ids.csv, customers_run.json
+    quarantine/customers_<sha12>_quarantine.csv   raw malformed rows (``bad_rows=quarantine``), private
+
+The base directory may also be ``s3://bucket/prefix`` (workers on other machines: Celery, Kubernetes).
+The layout is the same, except that the manifest is ``manifest/<seq>.json``, one object per record
+(see ``pipekit.io.ingest``). Each step then works on a private scratch copy on its worker: it downloads
+the backup (checked against its sha256), runs there, and uploads its outputs one whole object each, data
+first and ``customers_run.json`` last.
 """
 
 from __future__ import annotations
@@ -25,14 +32,15 @@ import json
 import logging
 import os
 import subprocess
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from pipekit.errors import ConfigError, InputError, PipekitError, StorageError, ValidationError
-from pipekit.io.atomic import atomic_write_text
+from pipekit.io import storage
+from pipekit.io.storage import Location, S3Location
 
 log = logging.getLogger("pipekit.customer_pipeline")
 
@@ -69,11 +77,12 @@ def _parse_bool(value: Any) -> bool:
 class CustomerPipelineConfig:
     """Where the job reads and writes, and how strict it is; resolved once at the edge."""
 
-    landing_dir: Path
-    output_dir: Path
-    backup_dir: Path
-    manifest_path: Path
-    rejected_dir: Path
+    landing_dir: Location
+    output_dir: Location
+    backup_dir: Location
+    manifest_path: Location
+    rejected_dir: Location
+    quarantine_dir: Location
     pattern: str = "*.csv"
     settle_seconds: float = 0.0
     now: datetime | None = None
@@ -93,8 +102,9 @@ class CustomerPipelineConfig:
     ) -> CustomerPipelineConfig:
         """Each setting from: DAG params/CLI > Airflow Variable ``pipekit_customer_<name>`` > env ``PIPEKIT_CUSTOMER_<NAME>`` > default.
 
-        Names: base_dir, landing_dir, output_dir, backup_dir, manifest, rejected_dir, pattern, settle_seconds, now,
-        policy_file, encoding, bad_rows, fail_on_data_problems, remove_source.
+        Names: base_dir, landing_dir, output_dir, backup_dir, manifest, rejected_dir, quarantine_dir, pattern,
+        settle_seconds, now, policy_file, encoding, bad_rows, fail_on_data_problems, remove_source.
+        Every folder may be a local path or ``s3://bucket/prefix``.
         """
         params = params or {}
         env = os.environ if env is None else env
@@ -109,7 +119,11 @@ class CustomerPipelineConfig:
             return env.get(_ENV_PREFIX + name.upper()) or None
 
         home = env.get("AIRFLOW_HOME") or str(Path.home() / "airflow")
-        base = Path(pick("base_dir") or Path(home) / "pipekit" / "customers").expanduser()
+        base = storage.location(pick("base_dir") or Path(home) / "pipekit" / "customers")
+
+        def where(name: str, default: Location) -> Location:
+            return storage.location(pick(name) or default)
+
         bad_rows = pick("bad_rows") or "error"
         if bad_rows not in ("error", "quarantine"):
             raise ConfigError(f"bad_rows={bad_rows!r}", hint="use error or quarantine")
@@ -118,11 +132,14 @@ class CustomerPipelineConfig:
         except ValueError as exc:
             raise ConfigError(f"settle_seconds={pick('settle_seconds')!r} is not a number") from exc
         return cls(
-            landing_dir=Path(pick("landing_dir") or base / "landing").expanduser(),
-            output_dir=Path(pick("output_dir") or base / "output").expanduser(),
-            backup_dir=Path(pick("backup_dir") or base / "backups").expanduser(),
-            manifest_path=Path(pick("manifest") or base / "manifest.jsonl").expanduser(),
-            rejected_dir=Path(pick("rejected_dir") or base / "rejected").expanduser(),
+            landing_dir=where("landing_dir", base / "landing"),
+            output_dir=where("output_dir", base / "output"),
+            backup_dir=where("backup_dir", base / "backups"),
+            # S3 has no append: there the manifest is a prefix of one object per record.
+            manifest_path=where("manifest", base / ("manifest" if isinstance(base, S3Location) else "manifest.jsonl")),
+            rejected_dir=where("rejected_dir", base / "rejected"),
+            # Raw malformed rows stay with the job's own state (beside its backups), never in output/.
+            quarantine_dir=where("quarantine_dir", base / "quarantine"),
             pattern=pick("pattern") or "*.csv",
             settle_seconds=settle,
             now=_parse_now(pick("now")),
@@ -135,10 +152,11 @@ class CustomerPipelineConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able view (paths as strings)."""
-        return {f.name: (str(v) if isinstance(v, Path | datetime) else v) for f in fields(self) for v in [getattr(self, f.name)]}
+        return {f.name: (str(v) if isinstance(v, Path | S3Location | datetime) else v)
+                for f in fields(self) for v in [getattr(self, f.name)]}
 
 
-def work_dir_for(config: CustomerPipelineConfig, file_name: str, sha256: str) -> Path:
+def work_dir_for(config: CustomerPipelineConfig, file_name: str, sha256: str) -> Location:
     """Output folder of one delivery: ``<output>/<stem>_<sha256[:12]>`` (same content -> same folder)."""
     return config.output_dir / f"{Path(file_name).stem}_{sha256[:12]}"
 
@@ -204,10 +222,10 @@ def ingest(path: str, config: CustomerPipelineConfig, *, run_id: str) -> dict[st
             encoding=config.encoding, remove_duplicates=config.remove_source,
         )
     except InputError as exc:
-        if not Path(path).is_file():
+        if not storage.is_file(storage.location(path)):
             raise
         # Not even countable as CSV (e.g. a field over the csv module's limit): rejected as it is, no backup.
-        facts = describe_file(Path(path), run_id=run_id, count_rows=False)
+        facts = describe_file(path, run_id=run_id, count_rows=False)
         raise _reject({"entry": facts.to_dict()}, config, stage="ingest", error=exc) from exc
     entry = result.entry
     out = result.to_dict()
@@ -230,53 +248,102 @@ def _entry(ingested: Mapping[str, Any]) -> Mapping[str, Any]:
     return ingested["entry"]
 
 
-def _input_link(ingested: Mapping[str, Any]) -> Path:
-    """The verified backup, seen under its original file name (outputs are named after the delivery)."""
+@contextlib.contextmanager
+def _input_file(ingested: Mapping[str, Any]) -> Iterator[Path]:
+    """The verified backup as a local file under the delivery's own name (outputs are named after it).
+
+    Local: a symlink in ``<work>/_input/`` to the backup. S3: a download into a private scratch folder on
+    this worker, checked against the sha256 (so the step runs on any worker, not only the one that ingested).
+    """
     entry = _entry(ingested)
-    backup = Path(entry["backup_path"])
+    backup = storage.location(entry["backup_path"])
+    if isinstance(backup, S3Location):
+        with storage.local_copy(backup, expected_sha256=entry["sha256"], name=entry["file_name"]) as local:
+            yield local
+        return
     if not backup.is_file():
         raise StorageError(f"backup {backup} of {entry['file_name']} is gone", hint="re-run the ingest task")
     link = Path(ingested["work_dir"]) / "_input" / entry["file_name"]
     link.parent.mkdir(parents=True, exist_ok=True)
-    if link.is_symlink() or link.exists():
-        if link.resolve() == backup.resolve():
-            return link
+    if (link.is_symlink() or link.exists()) and link.resolve() != backup.resolve():
         link.unlink()
-    link.symlink_to(backup.resolve())
-    return link
+    if not link.is_symlink():
+        link.symlink_to(backup.resolve())
+    try:
+        yield link
+    finally:
+        # The link only gives the outputs the delivery's name; the backup itself stays.
+        link.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            link.parent.rmdir()
+
+
+@contextlib.contextmanager
+def _out_dir(work: Location) -> Iterator[Path]:
+    """Where a step writes: the work folder itself (local), or a private scratch folder published afterwards (S3)."""
+    if isinstance(work, Path):
+        yield work
+        return
+    with storage.scratch_dir("out") as tmp:
+        yield tmp
+
+
+def _publish(out: Path, work: Location, names: list[str]) -> None:
+    """Upload the files ``names`` that the step wrote in ``out`` to ``work``, in order (a no-op locally)."""
+    storage.publish_folder(out, work, [n for n in names if (out / n).is_file()])
 
 
 def validate(ingested: Mapping[str, Any], config: CustomerPipelineConfig) -> dict[str, Any]:
-    """Run the GX suite on the backed-up original; save ``<stem>_gx.json/.html``; raise ValidationError if it must fail."""
+    """Run the GX suite on the backed-up original; save ``<stem>_gx.json/.html``; raise ValidationError if it must."""
     from pipekit.io.ingest import verify_backup
     from pipekit.quality import check_csv
 
     entry = _entry(ingested)
     stem = Path(entry["file_name"]).stem
-    if not verify_backup(entry["backup_path"], entry["sha256"]):
+    work = storage.location(ingested["work_dir"])
+    backup = storage.location(entry["backup_path"])
+    if isinstance(backup, Path) and not verify_backup(backup, entry["sha256"]):
         raise StorageError(f"backup {entry['backup_path']} of {entry['file_name']} is missing or does not match "
                            f"sha256 {entry['sha256']}", hint="re-run the ingest task to take a fresh backup")
-    try:
-        result, json_path, html_path = check_csv(
-            entry["backup_path"], ingested["work_dir"], stem=stem, encoding=config.encoding,
-            fail_on_data_problems=config.fail_on_data_problems,
-            label=f"{entry['file_name']} (delivered as {entry['source_path']}, backup {entry['backup_path']})",
-            # The report is about the bytes checked, which outlive the landing file: the verified backup.
-            source_name=entry["backup_path"],
-        )
-    except ValidationError as exc:
-        raise _reject(ingested, config, stage="validate", error=exc, quality=exc.report) from exc
-    except InputError as exc:
-        raise _reject(ingested, config, stage="validate", error=exc) from exc
+    reports = [f"{stem}_gx.json", f"{stem}_gx.html"]
+    # An S3 backup is downloaded and checked against its sha256 by local_copy.
+    with storage.local_copy(backup, expected_sha256=entry["sha256"]) as checked, _out_dir(work) as out:
+        try:
+            result, json_path, html_path = check_csv(
+                checked, out, stem=stem, encoding=config.encoding,
+                fail_on_data_problems=config.fail_on_data_problems,
+                label=f"{entry['file_name']} (delivered as {entry['source_path']}, backup {entry['backup_path']})",
+                # The report is about the bytes checked, which outlive the landing file: the verified backup.
+                source_name=entry["backup_path"],
+            )
+        except ValidationError as exc:
+            _publish(out, work, reports)  # the failed report is kept, as it is locally
+            raise _reject(ingested, config, stage="validate", error=exc, quality=exc.report) from exc
+        except InputError as exc:
+            raise _reject(ingested, config, stage="validate", error=exc) from exc
+        _publish(out, work, [json_path.name, html_path.name])
     log.info("quality check:\n%s", result.summary())
     return {
         "gate": "PASS" if result.ok else "FAIL",
         "success": result.success,
         "summary": result.summary(),
-        "gx_json": str(json_path),
-        "gx_html": str(html_path),
+        "gx_json": str(work / json_path.name),
+        "gx_html": str(work / html_path.name),
         "failed_expectations": len(result.failures),
     }
+
+
+@contextlib.contextmanager
+def _quarantine(config: CustomerPipelineConfig) -> Iterator[Path]:
+    """The private folder for raw malformed rows: the job's own (local), or scratch uploaded to it afterwards (S3)."""
+    target = config.quarantine_dir
+    if isinstance(target, Path):
+        yield target
+        return
+    with storage.scratch_dir("quarantine") as tmp:
+        yield tmp
+        for path in sorted(tmp.iterdir()):
+            storage.upload(path, target / path.name)
 
 
 def clean(ingested: Mapping[str, Any], config: CustomerPipelineConfig) -> dict[str, Any]:
@@ -284,25 +351,23 @@ def clean(ingested: Mapping[str, Any], config: CustomerPipelineConfig) -> dict[s
     from pipekit.io.engine import clean_file
 
     now = config.now or datetime.now(UTC)
-    source = _input_link(ingested)
-    try:
-        report = clean_file(
-            source, ingested["work_dir"], now=now, encoding=config.encoding, bad_rows=config.bad_rows,  # type: ignore[arg-type]  # resolve() admits only error|quarantine
-            policy=config.policy_file,
-        )
-    except (InputError, ValidationError) as exc:
-        raise _reject(ingested, config, stage="clean", error=exc) from exc
-    finally:
-        # The link only gives the outputs the delivery's name; the backup itself stays.
-        source.unlink(missing_ok=True)
-        with contextlib.suppress(OSError):
-            source.parent.rmdir()
+    work = storage.location(ingested["work_dir"])
+    stem = Path(_entry(ingested)["file_name"]).stem
+    with _input_file(ingested) as source, _out_dir(work) as out, _quarantine(config) as private:
+        try:
+            report = clean_file(
+                source, out, now=now, encoding=config.encoding, bad_rows=config.bad_rows,  # type: ignore[arg-type]  # resolve() admits only error|quarantine
+                policy=config.policy_file, quarantine_dir=private,
+            )
+        except (InputError, ValidationError) as exc:
+            raise _reject(ingested, config, stage="clean", error=exc) from exc
+        # Data first, its report last: a reader that sees the report finds the data whole.
+        _publish(out, work, [f"{stem}_cleaned.parquet", f"{stem}_cleaned.csv", f"{stem}_report.json"])
     counts = {
         "rows_read": report.rows_read, "rows_written": report.rows_written, "quarantined": report.quarantined,
         **{k: int(v) for k, v in report.counts.items()},
     }
     log.info("clean %s:\n%s", _entry(ingested)["file_name"], report.summary())
-    work, stem = Path(ingested["work_dir"]), source.stem
     return {
         "now": now.isoformat(),
         "cleaned_csv": str(work / f"{stem}_cleaned.csv"),
@@ -328,15 +393,28 @@ def default_script() -> Path:
 
 
 def flag_future(cleaned: Mapping[str, Any], *, script: str | os.PathLike[str] | None = None) -> int:
-    """Run the shell script on the cleaned CSV (as the DAG's BashOperator does); return its count."""
+    """Run the shell script on the cleaned CSV (as the DAG's BashOperator does); return its count.
+
+    With S3 outputs the script runs on a scratch copy of the cleaned CSV and its result is uploaded.
+    """
     script = Path(script or default_script())
-    env = {**os.environ, "PIPEKIT_NOW": cleaned["now"]}
-    done = subprocess.run(
-        ["bash", str(script), cleaned["cleaned_csv"], cleaned["future_ids"]],
-        env=env, capture_output=True, text=True, check=False,
-    )
-    if done.returncode != 0:
-        raise InputError(f"{script.name} failed (exit {done.returncode}): {done.stderr.strip()}")
+    source, target = storage.location(cleaned["cleaned_csv"]), storage.location(cleaned["future_ids"])
+    with contextlib.ExitStack() as stack:
+        if isinstance(source, Path) and isinstance(target, Path):
+            local_in, local_out = source, target
+        else:
+            tmp = stack.enter_context(storage.scratch_dir("flag"))
+            local_in, local_out = storage.download(source, tmp / "in" / source.name), tmp / "out" / target.name
+            local_out.parent.mkdir()
+        env = {**os.environ, "PIPEKIT_NOW": cleaned["now"]}
+        done = subprocess.run(
+            ["bash", str(script), str(local_in), str(local_out)],
+            env=env, capture_output=True, text=True, check=False,
+        )
+        if done.returncode != 0:
+            raise InputError(f"{script.name} failed (exit {done.returncode}): {done.stderr.strip()}")
+        if local_out != target:
+            storage.upload(local_out, target)
     log.info(done.stderr.strip())
     return int(done.stdout.strip().splitlines()[-1])
 
@@ -370,9 +448,10 @@ def publish(
     }
     if not run["future_rows"]["agree"]:
         log.warning("future rows: shell script found %s, core flagged %s", shell_future, core_future)
-    run_path = Path(ingested["work_dir"]) / f"{stem}_run.json"
+    # The run report is written last, whole (rename locally, one PutObject on S3): it announces the outputs.
+    run_path = storage.location(ingested["work_dir"]) / f"{stem}_run.json"
     run["run_report"] = str(run_path)
-    atomic_write_text(run_path, json.dumps(run, indent=2, default=str) + "\n")
+    storage.write_text(run_path, json.dumps(run, indent=2, default=str) + "\n")
     complete_ingest(
         entry, manifest_path=config.manifest_path, remove_source=config.remove_source,
         outputs={**run["outputs"], "run_report": str(run_path), "gx_html": validated["gx_html"]},

@@ -286,17 +286,21 @@ def cron_run(
         "Runs the same steps as the customer_pipeline DAG (ingest, GX validation, clean, shell future-timestamp "
         "check, publish) once, without Airflow.\n\n"
         "  pipekit airflow run-customer --base-dir .demo/airflow\n\n"
-        "  pipekit airflow run-customer --landing-dir /data/in --output-dir /data/out --json"
+        "  pipekit airflow run-customer --landing-dir /data/in --output-dir /data/out --json\n\n"
+        "  pipekit airflow run-customer --base-dir s3://my-bucket/customers"
     ),
 )
 def run_customer(
-    base_dir: Path = typer.Option(None, "--base-dir", help="Root of landing/, backups/, output/, manifest.jsonl."),
-    landing_dir: Path = typer.Option(None, "--landing-dir"),
-    output_dir: Path = typer.Option(None, "--output-dir"),
-    backup_dir: Path = typer.Option(None, "--backup-dir"),
-    manifest: Path = typer.Option(None, "--manifest"),
+    # Text, not Path: a Path would fold "s3://bucket" into "s3:/bucket".
+    base_dir: str = typer.Option(None, "--base-dir", help=(
+        "Root of landing/, backups/, output/, rejected/, manifest.jsonl: a local path or s3://bucket/prefix "
+        "(endpoint and credentials from the usual AWS_* settings).")),
+    landing_dir: str = typer.Option(None, "--landing-dir", help="Local path or s3:// URL."),
+    output_dir: str = typer.Option(None, "--output-dir", help="Local path or s3:// URL."),
+    backup_dir: str = typer.Option(None, "--backup-dir", help="Local path or s3:// URL."),
+    manifest: str = typer.Option(None, "--manifest", help="JSON-lines file, or an s3:// prefix (one object per record)."),
     pattern: str = typer.Option(None, "--pattern", help="Glob in the landing dir (default *.csv)."),
-    file: Path = typer.Option(None, "--file", help="Process this landing file instead of searching."),
+    file: str = typer.Option(None, "--file", help="Process this landing file (or s3:// object) instead of searching."),
     now: str = typer.Option(None, "--now", help="ISO-8601 'now' for the future-timestamp rule."),
     policy_file: Path = typer.Option(None, "--policy", help="Masking policy YAML/JSON."),
     keep_source: bool = typer.Option(False, "--keep-source", help="Leave the landing file in place after success."),
@@ -312,7 +316,7 @@ def run_customer(
     }
     with user_errors():
         config = CustomerPipelineConfig.resolve({k: (str(v) if isinstance(v, Path) else v) for k, v in params.items()})
-        report = run_once(config, path=str(file) if file else None)
+        report = run_once(config, path=file or None)
     if as_json:
         emit_json(report)
     elif report["status"] == "no_file":
