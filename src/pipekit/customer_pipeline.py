@@ -393,7 +393,7 @@ def default_script() -> Path:
 
 
 def flag_future(cleaned: Mapping[str, Any], *, script: str | os.PathLike[str] | None = None) -> int:
-    """Run the shell script on the cleaned CSV (as the DAG's BashOperator does); return its count.
+    """Run the shell script on the cleaned CSV (the DAG's ``flag_future_timestamps`` task); return its count.
 
     With S3 outputs the script runs on a scratch copy of the cleaned CSV and its result is uploaded.
     """

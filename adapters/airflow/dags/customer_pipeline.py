@@ -10,7 +10,8 @@ Every file is one mapped instance of the ``process_file`` task group: a poison f
 missing, unparsable) is moved to ``rejected/`` and only its instance fails; the other files go on.
 
 Settings (DAG params, else Airflow Variable ``pipekit_customer_<name>``, else env ``PIPEKIT_CUSTOMER_<NAME>``):
-base_dir, landing_dir, output_dir, backup_dir, manifest, rejected_dir, pattern, settle_seconds, now, policy_file, ...
+base_dir (a local path or s3://bucket/prefix), landing_dir, output_dir, backup_dir, manifest, rejected_dir,
+quarantine_dir, bad_rows, pattern, settle_seconds, now, policy_file, ...
 Read when the file is parsed: ``$PIPEKIT_CUSTOMER_SCHEDULE`` (cron, default hourly) and
 ``$PIPEKIT_CUSTOMER_PARALLEL_FILES`` (files validated/cleaned at once per run, default 2).
 """
@@ -86,6 +87,10 @@ _OPTIONAL_TEXT = ["null", "string"]  # JSON Schema type of an optional text para
         "backup_dir": Param(None, type=_OPTIONAL_TEXT),
         "rejected_dir": Param(None, type=_OPTIONAL_TEXT, description="Where poison files are moved, with a reason"),
         "manifest": Param(None, type=_OPTIONAL_TEXT, description="Append-only JSON-lines manifest"),
+        "quarantine_dir": Param(None, type=_OPTIONAL_TEXT,
+                                description="Private folder for raw malformed rows (bad_rows=quarantine)"),
+        "bad_rows": Param(None, type=["null", "string"], enum=[None, "error", "quarantine"],
+                          description="Rows that cannot be split into columns: fail the file, or quarantine them"),
         "pattern": Param(None, type=_OPTIONAL_TEXT, description="Glob in the landing dir (default *.csv)"),
         "settle_seconds": Param(None, type=["null", "number", "string"],
                                 description="Ignore files modified less than this many seconds ago"),
@@ -136,19 +141,14 @@ def customer_pipeline():
 
         return _run_step(clean_step, ingested, _config(params))
 
-    # Airflow loads any templated string ending in ".sh" as a Jinja template *file* (TemplateNotFound):
-    # the command names the script through $PIPEKIT_SCRIPTS_DIR and ends in a quoted variable.
-    @task.bash(task_id="flag_future_timestamps", env={"PIPEKIT_SCRIPTS_DIR": _scripts_dir()}, append_env=True)
-    def flag_future(cleaned: dict) -> str:
-        import os
+    # The shell script runs through pipekit's step: on local paths as they are; with s3:// outputs on a
+    # scratch copy of the cleaned CSV on this worker, its side file uploaded (a bash command line can only
+    # name local files, and on Celery/Kubernetes the clean task's files are on another machine).
+    @task(task_id="flag_future_timestamps")
+    def flag_future(cleaned: dict) -> int:
+        from pipekit.customer_pipeline import flag_future as flag_step
 
-        # The returned command is rendered as a Jinja template, so it must carry no data: a landing file
-        # named "{{ ... }}" would be templated. The values travel as environment variables instead;
-        # append_env=True hands this task process's environment, read after this returns, to bash.
-        os.environ["PIPEKIT_NOW"] = cleaned["now"]
-        os.environ["PIPEKIT_FLAG_INPUT"] = cleaned["cleaned_csv"]
-        os.environ["PIPEKIT_FLAG_OUTPUT"] = cleaned["future_ids"]
-        return 'bash "$PIPEKIT_SCRIPTS_DIR/flag_future_timestamps.sh" "$PIPEKIT_FLAG_INPUT" "$PIPEKIT_FLAG_OUTPUT"'
+        return _run_step(flag_step, cleaned, script=Path(_scripts_dir()) / "flag_future_timestamps.sh")
 
     @task
     def publish(ingested: dict, validated: dict, cleaned: dict, future_count: str, params=None) -> dict:
