@@ -56,3 +56,35 @@ def test_unknown_parameter_is_a_config_error(etl_twin) -> None:
 
     with pytest.raises(ConfigError, match="NoSuchParam"):
         provision_stack(etl_twin.endpoint_url, TEMPLATE, parameters={"NoSuchParam": "x"})
+
+
+BROKEN = """
+Resources:
+  Bucket:
+    Type: AWS::S3::Bucket
+    Properties:
+      BucketName: !Ref NoSuchThing
+"""
+
+
+def test_a_failed_stack_is_a_twin_error_naming_the_reason(etl_twin, tmp_path) -> None:
+    from pipekit.local.twin import TwinError
+
+    template = tmp_path / "broken.yaml"
+    template.write_text(BROKEN)
+    with pytest.raises(TwinError, match=r"stack 'broken-stack'.*NoSuchThing") as info:
+        provision_stack(etl_twin.endpoint_url, template, stack_name="broken-stack")
+    assert "ResponseParserError" not in str(info.value) and "describe-stack-events" in (info.value.hint or "")
+
+
+def test_a_failed_stack_rolls_back_for_the_cli(etl_twin, tmp_path) -> None:
+    """create-stack answers with the StackId; the stack ends ROLLBACK_COMPLETE, the reason in its events."""
+    import boto3
+
+    cfn = boto3.client("cloudformation")
+    cfn.create_stack(StackName="broken-cli", TemplateBody=BROKEN)
+    assert cfn.describe_stacks(StackName="broken-cli")["Stacks"][0]["StackStatus"] == "ROLLBACK_COMPLETE"
+    reasons = [e.get("ResourceStatusReason", "") for e in cfn.describe_stack_events(StackName="broken-cli")["StackEvents"]
+               if e["ResourceStatus"] == "CREATE_FAILED"]
+    assert reasons and "NoSuchThing" in reasons[0]
+    cfn.delete_stack(StackName="broken-cli")

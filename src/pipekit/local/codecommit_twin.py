@@ -1,8 +1,11 @@
 """CodeCommit content operations, backed by a REAL git repository per CodeCommit repository.
 
 moto keeps only repository metadata. Here each repository gets a bare git repo under the twin's
-state dir (``codecommit/<region>/<name>.git``); its ``cloneUrlHttp`` is that repo's ``file://`` URL,
-so ``git clone``/``git push`` work, and PutFile commits through the API too. GetBranch, GetCommit,
+state dir (``codecommit/<region>/<name>.git``). A repository created through the API gets that
+repo's ``file://`` URL as its ``cloneUrlHttp``; one created by a CloudFormation stack
+(:mod:`pipekit.local.cfn_models`) gets the twin's loopback smart-HTTP URL (:mod:`pipekit.local.git_http`),
+whose pushes emit the CodeCommit state-change event. ``git clone``/``git push`` work on both, and PutFile
+commits through the API too. GetBranch, GetCommit,
 GetDifferences (with paging), GetFile, GetFolder and GetBlob read the git repository with git itself.
 """
 
@@ -27,6 +30,31 @@ def repo_dir(state_dir: Path, region: str, name: str) -> Path:
     return Path(state_dir) / "codecommit" / region / f"{name}.git"
 
 
+#: Path prefix of the twin's smart-HTTP git endpoint: ``<prefix>/<region>/v1/repos/<name>``.
+GIT_HTTP_PREFIX = "/_twin/codecommit"
+
+
+def clone_url_http(endpoint_url: str, region: str, name: str) -> str:
+    """The twin's loopback clone URL of repository ``name`` (the shape of CodeCommit's ``/v1/repos/<name>``)."""
+    return f"{endpoint_url.rstrip('/')}{GIT_HTTP_PREFIX}/{region}/v1/repos/{name}"
+
+
+def create_repository_with_git(state_dir: Path, endpoint_url: str, account: str, region: str, name: str,
+                               description: str | None) -> dict[str, Any]:
+    """moto's CreateRepository plus a fresh bare git repo served over HTTP; returns the repository metadata."""
+    from moto.codecommit.models import codecommit_backends
+
+    backend = codecommit_backends[account][region]
+    backend.create_repository(name, description or "")
+    path = repo_dir(state_dir, region, name)
+    # A git repo left from an earlier twin state (moto was reset) belongs to no repository any more.
+    shutil.rmtree(path, ignore_errors=True)
+    _init_bare(path)
+    metadata: dict[str, Any] = backend.repositories[name].repository_metadata
+    metadata["cloneUrlHttp"] = clone_url_http(endpoint_url, region, name)
+    return metadata
+
+
 def _backend(ctx: TwinContext) -> Any:
     from moto.codecommit.models import codecommit_backends
 
@@ -47,7 +75,8 @@ def _repo(ctx: TwinContext, body: dict[str, Any]) -> Path:
         raise TwinFault("RepositoryDoesNotExistException", f"{name} does not exist")
     path = repo_dir(ctx.state_dir, ctx.region, name)
     _init_bare(path)
-    repo.repository_metadata["cloneUrlHttp"] = path.resolve().as_uri()
+    if not str(repo.repository_metadata.get("cloneUrlHttp", "")).startswith(ctx.endpoint_url):
+        repo.repository_metadata["cloneUrlHttp"] = path.resolve().as_uri()
     return path
 
 

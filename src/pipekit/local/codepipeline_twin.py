@@ -63,6 +63,9 @@ def _finish(ctx: TwinContext, body: dict[str, Any], status: str, result: dict[st
         # A job takes one result, as in AWS. A success with a continuationToken is one too: CodePipeline
         # carries the token to a new job, and this one is finished (its status stays InProgress here so
         # that the simulator knows to invoke again).
+        if job["status"] == "TimedOut":
+            raise TwinFault("InvalidJobStateException",
+                            f"Job {job['id']} is TimedOut: its action already failed without a result")
         if job["results"]:
             raise TwinFault("InvalidJobStateException",
                             f"Job {job['id']} already has a result ({job['results'][-1]['type']}); "
@@ -90,6 +93,15 @@ def put_job_failure_result(body: dict[str, Any], ctx: TwinContext) -> dict[str, 
     if not details.get("type") or not details.get("message"):
         raise TwinFault("ValidationException", "failureDetails needs type and message")
     return _finish(ctx, body, "Failed", {"type": "failure", "failureDetails": details})
+
+
+def time_out_job(ctx: TwinContext, job_id: str) -> None:
+    """The action gave up on a job that got no result: a late result is refused, as in AWS."""
+    with _LOCK:
+        job = _load(ctx, job_id)
+        if not job["results"]:
+            job["status"] = "TimedOut"
+            _save(ctx, job)
 
 
 @operation(_T + "GetJobDetails")

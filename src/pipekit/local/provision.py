@@ -3,7 +3,12 @@
 ``create_stack`` builds what moto supports (bucket, KMS key, IAM roles and policies) and gives the stack
 its Outputs. moto silently skips Glue databases, classifiers, crawlers, tables, jobs, security
 configurations and Athena workgroups, so those are then created through the ordinary AWS API, from the
-same template's properties with their intrinsic functions resolved.
+same template's properties with their intrinsic functions resolved. CodeCommit repositories,
+CodePipeline pipelines and bucket policies are created by moto's stack engine itself, through the twin's
+models (:mod:`pipekit.local.cfn_models`), so ``infra/cloudformation/cicd.yaml`` provisions as it is.
+
+A stack that fails is a :class:`~pipekit.local.twin.TwinError` naming the stack, the template and the
+failed resources' reasons (from the stack events), never a botocore parser error.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from pipekit.aws.cloudformation import deploy_stack, load_template, stack_resources
-from pipekit.errors import ConfigError
+from pipekit.errors import AwsError, ConfigError
 
 ACCOUNT = "123456789012"
 
@@ -132,7 +137,8 @@ def provision_stack(
 ) -> dict[str, str]:
     """Create (or update) the stack in the twin, then the resources moto skips; returns the stack Outputs."""
     import boto3
-    from botocore.exceptions import ClientError
+    from botocore.exceptions import BotoCoreError, ClientError
+    from botocore.parsers import ResponseParserError
 
     template_path = Path(template_path)
     template = load_template(template_path)
@@ -147,9 +153,12 @@ def provision_stack(
         with warnings.catch_warnings():
             # moto warns for each resource type it skips; the loop below creates exactly those.
             warnings.simplefilter("ignore", UserWarning)
-            result = deploy_stack(stack_name, template_path.read_text(encoding="utf-8"),
-                                  {k: v for k, v in params.items() if v != "" or k in (parameters or {})},
-                                  session=session)
+            try:
+                result = deploy_stack(stack_name, template_path.read_text(encoding="utf-8"),
+                                      {k: v for k, v in params.items() if v != "" or k in (parameters or {})},
+                                      timeout=120.0, session=session)
+            except (AwsError, ClientError, BotoCoreError, ResponseParserError) as exc:
+                raise _stack_failed(get, stack_name, template_path, endpoint_url, exc) from exc
             physical = {k: v for k, v in stack_resources(stack_name, session=session).items() if v}
     finally:
         if saved is None:
@@ -196,6 +205,26 @@ def provision_stack(
                 raise ConfigError(f"twin: creating {logical} ({rtype}) failed: {exc}") from exc
             resolve.physical = physical
     return result.outputs
+
+
+def _stack_failed(get: Callable[[str], Any], stack_name: str, template_path: Path, endpoint_url: str,
+                  exc: Exception) -> Exception:
+    """A TwinError for a stack the twin could not create, with the failure reasons of its events."""
+    from pipekit.local.twin import TwinError
+
+    reasons: list[str] = []
+    try:
+        events = get("cloudformation").describe_stack_events(StackName=stack_name)["StackEvents"]
+        reasons = [f"{e['LogicalResourceId']}: {e.get('ResourceStatusReason', '')}" for e in reversed(events)
+                   if e["ResourceStatus"].endswith("_FAILED")]
+    except Exception:  # no stack at all: the error itself is all there is
+        pass
+    detail = "; ".join(dict.fromkeys(reasons)) or (
+        f"{type(exc).__name__}: {exc}".splitlines()[0][:500])
+    return TwinError(
+        f"provisioning {template_path} as stack {stack_name!r} on the twin at {endpoint_url} failed: {detail}",
+        hint=(f"aws cloudformation describe-stack-events --stack-name {stack_name}; the twin's log "
+              "(twin.log in its state directory) has the traceback"))
 
 
 def _exists(exc: Exception) -> bool:

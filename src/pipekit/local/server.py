@@ -2,6 +2,10 @@
 moto lacks (crawl, Athena SQL, Glue job runs, UpdateJob, CodeCommit content, CodePipeline job results).
 
 One endpoint serves both, so clients use the unchanged boto3/AWS CLI code paths via ``AWS_ENDPOINT_URL``.
+The same endpoint serves git over HTTP for CodeCommit repositories created by a stack
+(:mod:`pipekit.local.git_http`) and runs Lambda's Invoke from the function's zip
+(:mod:`pipekit.local.lambda_runner`), and moto's CloudFormation gets the resource models it lacks
+(:mod:`pipekit.local.cfn_models`).
 Twin operations are registered per JSON-protocol target (the ``X-Amz-Target`` header, e.g.
 ``AWSGlue.UpdateJob``) with :func:`operation`; every other request goes to moto untouched.
 
@@ -30,7 +34,8 @@ log = logging.getLogger("pipekit.local.server")
 DEFAULT_ACCOUNT = "123456789012"
 
 #: Sibling modules that register twin operations. A missing module is an error, not a silent skip.
-HANDLER_MODULES: list[str] = ["glue_twin", "athena_twin", "glue_jobs_twin", "codecommit_twin", "codepipeline_twin"]
+HANDLER_MODULES: list[str] = ["glue_twin", "athena_twin", "glue_jobs_twin", "codecommit_twin", "codepipeline_twin",
+                              "pipeline_runs"]
 
 
 @dataclass
@@ -105,7 +110,22 @@ class TwinApp:
         self.shared: dict[str, Any] = {}
         self.lock = threading.RLock()
 
+    def context(self, region: str = "us-east-1") -> TwinContext:
+        """A handler context for ``region`` sharing this app's state."""
+        return TwinContext(region=region, account=DEFAULT_ACCOUNT, endpoint_url=self.endpoint_url,
+                           state_dir=self.state_dir, shared=self.shared)
+
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        from pipekit.local import git_http, lambda_runner
+
+        path = environ.get("PATH_INFO", "")
+        if git_http.handles(path):
+            from pipekit.local.events_twin import on_push
+
+            return git_http.serve(environ, start_response, self.context(), on_push)
+        if lambda_runner.handles(environ.get("REQUEST_METHOD", ""), path):
+            m = _REGION_RE.search(environ.get("HTTP_AUTHORIZATION", ""))
+            return lambda_runner.serve_invoke(environ, start_response, self.context(m.group(1) if m else "us-east-1"))
         target = environ.get("HTTP_X_AMZ_TARGET", "")
         handler = _REGISTRY.get(target)
         if handler is None:
@@ -114,13 +134,7 @@ class TwinApp:
         raw = environ["wsgi.input"].read(length) if length else b""
         environ["wsgi.input"] = io.BytesIO(raw)
         m = _REGION_RE.search(environ.get("HTTP_AUTHORIZATION", ""))
-        ctx = TwinContext(
-            region=m.group(1) if m else "us-east-1",
-            account=DEFAULT_ACCOUNT,
-            endpoint_url=self.endpoint_url,
-            state_dir=self.state_dir,
-            shared=self.shared,
-        )
+        ctx = self.context(m.group(1) if m else "us-east-1")
         try:
             body = json.loads(raw or b"{}")
             result = handler(body, ctx)
@@ -144,7 +158,10 @@ def make_app(endpoint_url: str, state_dir: Path) -> TwinApp:
     """Build the twin WSGI app around a fresh moto server app."""
     from moto.server import DomainDispatcherApplication, create_backend_app
 
+    from pipekit.local import cfn_models
+
     load_handlers()
+    cfn_models.register(endpoint_url, state_dir)
     return TwinApp(DomainDispatcherApplication(create_backend_app), endpoint_url, state_dir)
 
 
