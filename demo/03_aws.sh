@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The AWS ETL on the offline twin: local up -> etl deploy -> etl run -> etl verify -> what landed where.
+# The AWS ETL on the offline twin: local up -> etl deploy -> etl run (two daily drops, the second read
+# incrementally through job bookmarks) -> etl verify -> what landed where.
 # The same commands run against a real account once the stack is deployed (see docs/aws.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,8 +29,18 @@ echo "== 3. the unchanged AWS CLI sees the stack"
 echo "== 4. pipekit etl deploy (script + pipekit.zip into scripts/, visual Glue job)"
 "$PIPEKIT" etl deploy
 
-echo "== 5. pipekit etl run (ingest -> crawl -> Athena -> Glue job on local Spark -> Athena)"
-"$PIPEKIT" etl run "$DEMO/customers.csv" --poll 1
+DAY1=$(date -u -d yesterday +%F 2>/dev/null || date -u -v-1d +%F)
+echo "== 5. pipekit etl run (ingest -> crawl -> Athena -> Glue job on local Spark -> partition -> Athena)"
+"$PIPEKIT" etl run "$DEMO/customers.csv" --poll 1 --ingest-date "$DAY1"
+
+echo "== 5b. the next day's drop: job bookmarks make the second run read only the new file"
+"$PY" -c "from pipekit.sample import write_adventureworks_csv; write_adventureworks_csv('$DEMO/customers_day2.csv', 250, seed=8)"
+"$PIPEKIT" etl run "$DEMO/customers_day2.csv" --poll 1
+"$AWS" glue get-partitions --database-name customers_database --table-name customers_parquet \
+  --query 'Partitions[].[Values[0],StorageDescriptor.Location]' --output text | sed -e 's/^/  partition /'
+"$AWS" glue get-job-bookmark --job-name customers-etl \
+  --query 'JobBookmarkEntry.[Run,RunId,JobBookmark]' --output text | cut -c1-220 | sed -e 's/^/  bookmark /'
+"$PIPEKIT" aws query "SELECT ingest_date, count(*) AS n FROM customers_parquet GROUP BY ingest_date ORDER BY ingest_date"
 
 echo "== 6. ingest again: same checksum, nothing uploaded"
 "$PIPEKIT" aws ingest "$DEMO/customers.csv"

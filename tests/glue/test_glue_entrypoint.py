@@ -69,7 +69,9 @@ def pandas_reference(path: Path, policy: MaskingPolicy = GLUE_CUSTOMER_POLICY, s
 
 
 def read_output(target: Path) -> pd.DataFrame:
-    return pd.read_parquet(target)
+    """The job's rows without the ``ingest_date`` partition column (it is the folder, not the data)."""
+    frame = pd.read_parquet(target)
+    return frame.drop(columns=["ingest_date"], errors="ignore")
 
 
 def _sorted(frame: pd.DataFrame) -> pd.DataFrame:
@@ -103,7 +105,7 @@ def test_spark_output_equals_pandas_output(entrypoint, spark, tmp_path: Path, ca
     assert stats["rows_in"] == stats["rows_out"] == 305
     assert stats["masked"]["FirstName"] == 304 and stats["pii_masked"] == ["Notes"]
     assert scan_pii(got).total == 0 or set(scan_pii(got).findings) <= {"rowguid"}
-    assert list(tmp_path.glob("out/*.snappy.parquet"))
+    assert list(tmp_path.glob("out/ingest_date=*/*.snappy.parquet"))  # one partition per ingest day
     assert _digest(source) == before  # the raw input is never modified
     # No raw sensitive value survives anywhere in the output.
     raw = pd.read_csv(source, dtype=str, keep_default_na=False, na_values=[""])
@@ -224,10 +226,21 @@ def test_under_awsglue_the_job_is_initialised_and_committed(entrypoint, spark, t
     fake.mkdir(parents=True)
     (fake / "__init__.py").write_text("CALLS = []\n")
     (fake / "context.py").write_text(
+        "import awsglue\n"
         "from pyspark.sql import SparkSession\n"
+        "class _Frame:\n"
+        "    def __init__(self, df): self.df = df\n"
+        "    def toDF(self): return self.df\n"
+        "class _Source:\n"
+        "    def __init__(self, spark): self.spark = spark\n"
+        "    def from_options(self, connection_type, connection_options, format, format_options,\n"
+        "                     transformation_ctx):\n"
+        "        awsglue.CALLS.append(('source', transformation_ctx, connection_options['paths']))\n"
+        "        return _Frame(self.spark.read.option('header', True).csv(connection_options['paths']))\n"
         "class GlueContext:\n"
         "    def __init__(self, sc):\n"
         "        self.spark_session = SparkSession.builder.getOrCreate()\n"
+        "        self.create_dynamic_frame = _Source(self.spark_session)\n"
     )
     (fake / "job.py").write_text(
         "import awsglue\n"
@@ -245,9 +258,13 @@ def test_under_awsglue_the_job_is_initialised_and_committed(entrypoint, spark, t
     argv = ["--JOB_NAME", "glue-job", "--source_path", str(source), "--target_path", str(tmp_path / "out"),
             "--TempDir", str(tmp_path / "temp-dir"), "--job-bookmark-option", "job-bookmark-enable"]  # fmt: skip
     assert entrypoint.main(argv) == 0
-    assert [c[0] for c in awsglue.CALLS] == ["init", "commit"]
+    # The source is a DynamicFrame with transformation_ctx, so Glue's bookmark filters what is read.
+    assert [c[0] for c in awsglue.CALLS] == ["init", "source", "commit"]
+    assert awsglue.CALLS[1][1] == "customers_source"
     assert awsglue.CALLS[0][1] == "glue-job" and awsglue.CALLS[0][2]["job-bookmark-option"] == "job-bookmark-enable"
-    assert not list((tmp_path / "temp-dir" / "pipekit-staging").iterdir())  # staged under --TempDir, then moved
+    # With bookmarks the run appends into its ingest_date partition: no staging copy of the whole table.
+    assert list((tmp_path / "out").glob("ingest_date=*/*.parquet"))
+    assert not (tmp_path / "temp-dir" / "pipekit-staging").exists()
 
     # On Glue a failure is raised (that is what marks the run FAILED), and the bookmark is not committed.
     awsglue.CALLS.clear()
@@ -257,5 +274,52 @@ def test_under_awsglue_the_job_is_initialised_and_committed(entrypoint, spark, t
 
     with pytest.raises(ValidationError, match="FirstName"):
         entrypoint.main(["--JOB_NAME", "glue-job", "--source_path", str(bad), "--target_path", str(tmp_path / "o2")])
-    assert [c[0] for c in awsglue.CALLS] == ["init"]
+    assert [c[0] for c in awsglue.CALLS] == ["init", "source"]
     capsys.readouterr()
+
+
+def test_bookmarks_read_only_new_files_and_commit_only_on_success(entrypoint, spark, tmp_path: Path,
+                                                                  capsys) -> None:  # fmt: skip
+    """The local bookmark (the twin hands state.json in, takes commit.json back): enable reads new files
+    and appends them to today's partition; a failed run commits nothing; pause reads without committing."""
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    write_input(raw / "a.csv", n=10)
+    store, target = tmp_path / "bookmark", tmp_path / "out"
+    store.mkdir()
+
+    def run(option: str, day: str) -> tuple[int, dict | None, str]:
+        return _run(entrypoint, spark, capsys, "--JOB_NAME", "t", "--source_path", str(raw), "--target_path",
+                    str(target), "--job-bookmark-option", option, "--pipekit_bookmark_dir", str(store),
+                    "--ingest_date", day)  # fmt: skip
+
+    def adopt() -> None:  # what the twin does when it sees the run SUCCEEDED
+        (store / "state.json").write_text((store / "commit.json").read_text())
+        (store / "commit.json").unlink()
+
+    code, stats, _ = run("job-bookmark-enable", "2026-01-01")
+    assert code == 0 and stats["files_read"] == ["a.csv"] and stats["rows_in"] == 15
+    assert stats["partition"] == "ingest_date=2026-01-01" and stats["write_mode"] == "append"
+    adopt()
+    write_input(raw / "b.csv", n=4)
+    bad = raw / "c.csv"
+    bad.write_text((raw / "b.csv").read_text(encoding="utf-8") + "1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17\n",
+                   encoding="utf-8")
+    code, _, err = run("job-bookmark-enable", "2026-01-02")
+    assert code == 2 and "malformed" in err and not (store / "commit.json").exists()
+    bad.unlink()
+    code, stats, _ = run("job-bookmark-pause", "2026-01-02")
+    assert code == 0 and stats["files_read"] == ["b.csv"] and not (store / "commit.json").exists()
+    code, stats, _ = run("job-bookmark-enable", "2026-01-02")
+    assert code == 0 and stats["files_read"] == ["b.csv"] and stats["files_skipped"] == 1
+    adopt()
+    code, stats, _ = run("job-bookmark-enable", "2026-01-03")
+    assert code == 0 and stats["files_read"] == [] and stats["rows_in"] == 0
+    state = json.loads((store / "state.json").read_text())
+    assert sorted(state["states"]["customers_source"]["files"]) == ["a.csv", "b.csv"]
+    out = pd.read_parquet(target)
+    # a once, b twice (the paused run appended too: pause does not advance, it does not hold back output)
+    assert out.groupby("ingest_date", observed=True).size().to_dict() == {"2026-01-01": 15, "2026-01-02": 18}
+    code, stats, _ = run("job-bookmark-disable", "2026-01-04")
+    assert code == 0 and stats["files_read"] == ["a.csv", "b.csv"] and stats["write_mode"] == "overwrite"
+    assert len(pd.read_parquet(target)) == 24

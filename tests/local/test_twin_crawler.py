@@ -48,7 +48,7 @@ def test_quoted_csv_gets_open_csv_serde_header_skip_and_types(crawl_env) -> None
     s3.put_object(Bucket=twin.bucket, Key=prefix + "a.csv",
                   Body=b'CustomerID,First Name,Score,Company\n1,Ann,1.5,"Bikes, Inc."\n2,Bob,2,Shop\n')
     report = catalog.run_crawler(make_crawler(), db, poll_s=0.1)
-    assert report.created == ["people"] and report.status == "COMPLETED"
+    assert report.created == ["people"] and report.status == "SUCCEEDED"
     table = catalog.get_table(db, "people")
     assert catalog.table_columns(table) == [("customerid", "bigint"), ("first_name", "string"),
                                             ("score", "double"), ("company", "string")]

@@ -133,3 +133,22 @@ def test_concurrency_limit_and_stop(job) -> None:
 ])
 def test_error_message_is_the_last_exception_line(stderr: str, expected: str) -> None:
     assert error_message(stderr, 3) == expected
+
+
+def test_create_and_update_job_fill_in_aws_defaults_for_timeout_and_max_retries(etl_twin) -> None:
+    """Left out of CreateJob/JobUpdate, Timeout reads 2,880 minutes (batch jobs) and MaxRetries 0, as on
+    AWS (https://docs.aws.amazon.com/glue/latest/webapi/API_Job.html); given values are kept."""
+    import boto3
+
+    client = boto3.client("glue")
+    name = f"defaults-{uuid.uuid4().hex[:6]}"
+    command = {"Name": "glueetl", "ScriptLocation": f"s3://{etl_twin.bucket}/scripts/x.py"}
+    client.create_job(Name=name, Role="r", Command=command)
+    job = client.get_job(JobName=name)["Job"]
+    assert (job["Timeout"], job["MaxRetries"]) == (2880, 0)
+    client.update_job(JobName=name, JobUpdate={"Role": "r", "Command": command, "Timeout": 30, "MaxRetries": 2})
+    job = client.get_job(JobName=name)["Job"]
+    assert (job["Timeout"], job["MaxRetries"]) == (30, 2)
+    client.update_job(JobName=name, JobUpdate={"Role": "r", "Command": command})  # omitted fields reset
+    job = client.get_job(JobName=name)["Job"]
+    assert (job["Timeout"], job["MaxRetries"]) == (2880, 0)

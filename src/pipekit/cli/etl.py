@@ -42,13 +42,14 @@ def run_cmd(
     file: Path = typer.Argument(..., help="Customers CSV (AdventureWorks Customer columns)."),
     stack: str = _STACK,
     poll: float = typer.Option(5.0, "--poll", help="Seconds between state checks."),
+    ingest_date: str = typer.Option(None, "--ingest-date", help="Partition (YYYY-MM-DD) the job writes; default today."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
-    """Ingest FILE, crawl, query, run the masking Glue job, query the Parquet table."""
+    """Ingest FILE, crawl, query, run the masking Glue job (only files its bookmark has not seen), query."""
     from pipekit import etl
 
     with user_errors():
-        report = etl.run(file, stack, poll_s=poll,
+        report = etl.run(file, stack, poll_s=poll, ingest_date=ingest_date,
                          progress=lambda msg: err_console.print(f"[dim]>[/dim] {escape(msg)}", markup=True, highlight=False,
                                                                 soft_wrap=True))
     if as_json:
@@ -56,6 +57,11 @@ def run_cmd(
         return
     out_console.print(f"raw rows {report.raw_rows} -> Glue job {report.job_state} ({report.job_seconds}s) -> "
                       f"parquet rows {report.parquet_rows}", highlight=False, soft_wrap=True)
+    bookmark = (report.job_stats or {}).get("bookmark", "?")
+    out_console.print(f"  job run {report.job_run_id} ({bookmark}): {report.describe_job()}", highlight=False,
+                      soft_wrap=True)
+    if report.partitions_added:
+        out_console.print(f"  new partition(s): {', '.join(report.partitions_added)}", highlight=False, soft_wrap=True)
     for q in report.queries:
         out_console.print(f"  {q['sql']}\n    CSV {q['csv']}\n    Parquet {q['parquet']}", highlight=False, soft_wrap=True)
 

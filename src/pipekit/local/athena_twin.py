@@ -1,52 +1,46 @@
 """Twin operations for Athena: real SQL over the Glue tables' S3 data.
 
-moto's Athena accepts queries but runs nothing. Here ``StartQueryExecution`` parses the query as Athena's
-Trino dialect with sqlglot, maps each catalog table to its S3 data (staged into a local cache, re-read
-only when an object's ETag changes) read through the table's SerDe, runs the DuckDB translation, and
-writes the result where Athena would: ``<output>/<QueryExecutionId>.csv`` plus ``.csv.metadata``, in
-the call's output location or, when none is given or the workgroup enforces its own, the workgroup's.
-``UNLOAD (SELECT ...) TO 's3://...' WITH (format = 'PARQUET')`` writes snappy Parquet there and a
-``<qid>-manifest.csv`` in the output location. ``GetQueryExecution`` and ``GetQueryResults`` (with
-paging) follow the Athena API.
+moto's Athena accepts queries but runs nothing. Here ``StartQueryExecution`` runs each statement in the
+background the way Athena engine v3 would: catalog statements (SHOW, DESCRIBE) and the metadata API from
+the Glue catalog (:mod:`pipekit.local.athena_catalog`); DDL, CTAS and INSERT INTO as catalog and S3
+operations (:mod:`pipekit.local.athena_ddl`); queries translated from Trino by sqlglot with Trino's
+grammar and naming (:mod:`pipekit.local.athena_sql`) and run by DuckDB over the tables' data read through
+their SerDe (:mod:`pipekit.local.athena_read`), the result typed and printed as Trino does
+(:mod:`pipekit.local.athena_format`). Results land where Athena puts them:
+``<output>/<QueryExecutionId>.csv`` plus ``.csv.metadata`` for queries, ``<id>.txt`` for DDL and catalog
+statements, in the call's output location or, when none is given or the workgroup enforces its own, the
+workgroup's. ``UNLOAD (SELECT ...) TO 's3://...' WITH (format = ...)`` writes Parquet, ORC, JSON or
+TEXTFILE there and a ``<qid>-manifest.csv`` in the output location. ``GetQueryExecution`` and
+``GetQueryResults`` (with paging) follow the Athena API.
 
-Known differences: the ``.csv.metadata`` file is JSON (Athena's is a binary protobuf only the
-console reads); only SELECT/WITH/VALUES/SHOW TABLES and UNLOAD statements run, DDL fails with a clear reason.
+What still differs from Athena is listed in docs/aws.md ("What the twin still does differently from
+Athena"), each item pinned by tests/local/test_athena_fidelity.py.
 """
 
 from __future__ import annotations
 
-import io
 import json
 import re
 import threading
 import time
 import uuid
-from pathlib import Path
 from typing import Any
 
+from pipekit.local import athena_catalog, athena_ddl, athena_sql
+from pipekit.local.athena_catalog import QueryFailed
+from pipekit.local.athena_format import QueryTable, column_info, type_id
+from pipekit.local.athena_read import ident, join, split_s3
 from pipekit.local.server import TwinContext, TwinFault, operation
+
+__all__ = ["QueryFailed"]
 
 _MODULE = "athena_twin"
 _UNLOAD = re.compile(r"^\s*UNLOAD\s*\((?P<query>.*)\)\s*TO\s*'(?P<to>[^']+)'\s*WITH\s*\((?P<props>.*)\)\s*$",
                      re.IGNORECASE | re.DOTALL)
-_GLUE_TO_DUCK = {
-    "string": "VARCHAR", "varchar": "VARCHAR", "char": "VARCHAR", "bigint": "BIGINT", "int": "INTEGER",
-    "integer": "INTEGER", "smallint": "SMALLINT", "tinyint": "TINYINT", "double": "DOUBLE",
-    "float": "FLOAT", "boolean": "BOOLEAN", "timestamp": "TIMESTAMP", "date": "DATE", "binary": "BLOB",
-}
-
-
-class QueryFailed(Exception):
-    """A query failed the way Athena reports it: an Athena error type and a message."""
-
-    def __init__(self, message: str, error_type: int = 1006, category: int = 2) -> None:
-        super().__init__(message)
-        self.error_type = error_type
-        self.category = category  # 1 system, 2 user, 3 other
 
 
 def _state(ctx: TwinContext) -> dict[str, Any]:
-    return ctx.shared.setdefault(_MODULE, {"executions": {}, "results": {}, "etags": {},
+    return ctx.shared.setdefault(_MODULE, {"executions": {}, "results": {}, "update_counts": {},
                                            "lock": threading.RLock()})
 
 
@@ -54,23 +48,6 @@ def _athena(ctx: TwinContext) -> Any:
     from moto.athena.models import athena_backends
 
     return athena_backends[ctx.account][ctx.region]
-
-
-def _glue(ctx: TwinContext) -> Any:
-    from moto.glue.models import glue_backends
-
-    return glue_backends[ctx.account][ctx.region]
-
-
-def _split_s3(uri: str) -> tuple[str, str]:
-    m = re.match(r"^s3://([^/]+)/?(.*)$", uri)
-    if not m:
-        raise QueryFailed(f"not an s3:// location: {uri}")
-    return m.group(1), m.group(2)
-
-
-def _join(loc: str, name: str) -> str:
-    return loc.rstrip("/") + "/" + name
 
 
 @operation("AmazonAthena.StartQueryExecution")
@@ -101,14 +78,15 @@ def start_query_execution(body: dict[str, Any], ctx: TwinContext) -> dict[str, A
     execution = {
         "QueryExecutionId": qid,
         "Query": sql,
-        "StatementType": "DML" if kind in {"SELECT", "UNLOAD"} else ("UTILITY" if kind == "SHOW" else "DDL"),
-        "SubstatementType": kind,
-        "ResultConfiguration": {"OutputLocation": _join(location, f"{qid}.csv")},
+        "StatementType": _statement_type(sql, kind),
+        "SubstatementType": _substatement_type(sql, kind),
+        "ResultConfiguration": {"OutputLocation": join(location, f"{qid}.{'txt' if _is_utility(sql) else 'csv'}")},
         "QueryExecutionContext": body.get("QueryExecutionContext") or {},
         "Status": {"State": "QUEUED", "SubmissionDateTime": now},
         "Statistics": {"EngineExecutionTimeInMillis": 0, "DataScannedInBytes": 0,
                        "TotalExecutionTimeInMillis": 0, "QueryQueueTimeInMillis": 0},
         "WorkGroup": wg_name,
+        **({"ExecutionParameters": list(body["ExecutionParameters"])} if body.get("ExecutionParameters") else {}),
         "EngineVersion": {"SelectedEngineVersion": "Athena engine version 3",
                           "EffectiveEngineVersion": "Athena engine version 3"},
     }
@@ -117,6 +95,55 @@ def start_query_execution(body: dict[str, Any], ctx: TwinContext) -> dict[str, A
         state["executions"][qid] = execution
     threading.Thread(target=_run, args=(execution, location, ctx), daemon=True, name=f"athena-{qid[:8]}").start()
     return {"QueryExecutionId": qid}
+
+
+def _statement_type(sql: str, kind: str) -> str:
+    """Athena's StatementType: DML for queries, UNLOAD, CTAS and INSERT; UTILITY for SHOW/DESCRIBE/EXPLAIN."""
+    if kind in {"SELECT", "UNLOAD", "INSERT"} or re.match(r"^\s*CREATE\s+TABLE\b.*\bAS\b", _strip_comments(sql),
+                                                           re.IGNORECASE | re.DOTALL):
+        return "DML"
+    return "UTILITY" if kind in {"SHOW", "DESCRIBE", "DESC", "EXPLAIN"} else "DDL"
+
+
+_SUBSTATEMENTS = [
+    (r"UNLOAD\b", "UNLOAD"), (r"INSERT\s+INTO\b", "INSERT"), (r"CREATE\s+TABLE\b.*\bAS\b", "CREATE_TABLE_AS_SELECT"),
+    (r"CREATE\s+(EXTERNAL\s+)?TABLE\b", "CREATE_TABLE"), (r"CREATE\s+(OR\s+REPLACE\s+)?VIEW\b", "CREATE_VIEW"),
+    (r"CREATE\s+(DATABASE|SCHEMA)\b", "CREATE_DATABASE"), (r"DROP\s+TABLE\b", "DROP_TABLE"),
+    (r"DROP\s+VIEW\b", "DROP_VIEW"), (r"DROP\s+(DATABASE|SCHEMA)\b", "DROP_DATABASE"),
+    (r"ALTER\s+TABLE\b.*\bADD\s+(IF\s+NOT\s+EXISTS\s+)?PARTITION", "ALTER_TABLE_ADD_PARTITION"),
+    (r"ALTER\s+TABLE\b.*\bDROP\s+(IF\s+EXISTS\s+)?PARTITION", "ALTER_TABLE_DROP_PARTITION"),
+    (r"MSCK\s+REPAIR\b", "MSCK_REPAIR_TABLE"), (r"SHOW\s+(DATABASES|SCHEMAS)\b", "SHOW_DATABASES"),
+    (r"SHOW\s+TABLES\b", "SHOW_TABLES"), (r"SHOW\s+VIEWS\b", "SHOW_VIEWS"), (r"SHOW\s+COLUMNS\b", "SHOW_COLUMNS"),
+    (r"SHOW\s+PARTITIONS\b", "SHOW_PARTITIONS"), (r"SHOW\s+CREATE\s+TABLE\b", "SHOW_CREATE_TABLE"),
+    (r"SHOW\s+TBLPROPERTIES\b", "SHOW_TBLPROPERTIES"), (r"(DESCRIBE|DESC)\b", "DESCRIBE_TABLE"),
+    (r"EXPLAIN\b", "EXPLAIN"),
+]
+
+
+def _is_utility(sql: str) -> bool:
+    """True for statements whose result Athena writes as ``<qid>.txt``: DDL and catalog statements."""
+    text = _strip_comments(sql).strip().rstrip(";").strip()
+    return bool(athena_catalog.catalog_statement(text) or athena_ddl.ddl_statement(text))
+
+
+def _substatement_type(sql: str, kind: str) -> str:
+    """Athena's SubstatementType (``SELECT``, ``CREATE_TABLE_AS_SELECT``, ``SHOW_TABLES``...)."""
+    text = _strip_comments(sql).strip()
+    for pattern, name in _SUBSTATEMENTS:
+        if re.match(pattern, text, re.IGNORECASE | re.DOTALL):
+            return name
+    return kind
+
+
+def _bind_parameters(sql: str, params: list[str]) -> str:
+    """Put ``ExecutionParameters`` in place of the ``?`` placeholders, in order (Athena passes them verbatim)."""
+    parts = re.split(r"('(?:[^']|'')*'|\"(?:[^\"]|\"\")*\")", sql)
+    found = sum(p.count("?") for i, p in enumerate(parts) if i % 2 == 0)
+    if found != len(params):
+        raise QueryFailed(f"INVALID_PARAMETER_USAGE: Incorrect number of parameters: expected {found} but found "
+                          f"{len(params)}", error_type=1006)
+    values = iter(params)
+    return "".join(re.sub(r"\?", lambda _: next(values), p) if i % 2 == 0 else p for i, p in enumerate(parts))
 
 
 def _statement_kind(sql: str) -> str:
@@ -188,17 +215,18 @@ def get_query_results(body: dict[str, Any], ctx: TwinContext) -> dict[str, Any]:
         raise TwinFault("InvalidRequestException", ex["Status"].get("StateChangeReason", "Query failed"))
     if st != "SUCCEEDED":
         raise TwinFault("InvalidRequestException", f"Query has not yet finished. Current state: {st}")
-    columns, rows = _state(ctx)["results"].get(qid, ([], []))
+    columns, rows, header = _state(ctx)["results"].get(qid, ([], [], True))
     size = min(int(body.get("MaxResults") or 1000), 1000)
     start = int(body.get("NextToken") or 0)
-    all_rows = ([[c["Name"] for c in columns]] if columns else []) + rows
+    # Queries answer a header row first; DDL and catalog statements (Hive's engine) do not.
+    all_rows = ([[c["Name"] for c in columns]] if columns and header else []) + rows
     page = all_rows[start:start + size]
     out: dict[str, Any] = {
         "ResultSet": {
             "Rows": [{"Data": [{} if v is None else {"VarCharValue": v} for v in row]} for row in page],
             "ResultSetMetadata": {"ColumnInfo": columns},
         },
-        "UpdateCount": 0,
+        "UpdateCount": _state(ctx)["update_counts"].get(qid, 0),  # rows written by CTAS / INSERT INTO
     }
     if start + size < len(all_rows):
         out["NextToken"] = str(start + size)
@@ -232,223 +260,127 @@ def _run(execution: dict[str, Any], location: str, ctx: TwinContext) -> None:
         execution["Statistics"].update({"EngineExecutionTimeInMillis": ms, "TotalExecutionTimeInMillis": ms})
 
 
-def _execute(execution: dict[str, Any], location: str, ctx: TwinContext) -> int:
+def _connect() -> Any:
     import duckdb
 
-    sql = execution["Query"].strip().rstrip(";").strip()
+    con = duckdb.connect()
+    athena_sql.prepare(con)
+    return con
+
+
+def _execute(execution: dict[str, Any], location: str, ctx: TwinContext) -> int:
+    sql = _strip_comments(execution["Query"]).strip().rstrip(";").strip()
+    if execution.get("ExecutionParameters") or "?" in sql:
+        sql = _bind_parameters(sql, list(execution.get("ExecutionParameters") or []))
     qid = execution["QueryExecutionId"]
-    database = (execution["QueryExecutionContext"] or {}).get("Database", "default")
+    database = ((execution["QueryExecutionContext"] or {}).get("Database") or "default").lower()
     s3 = ctx.boto3_client("s3")
+    catalog = athena_catalog.catalog_statement(sql)
+    if catalog:
+        columns, rows = athena_catalog.run_catalog_statement(ctx, catalog[0], catalog[1], database)
+        _store(execution, ctx, s3, columns, rows, header=False)
+        return 0
+    ddl = athena_ddl.ddl_statement(sql)
+    if ddl is not None:
+        written: list[int] = []
+
+        def run_and_count(q: str, db: str, s3_client: Any, c: TwinContext) -> tuple[QueryTable, int]:
+            table, scanned = _query_table(q, db, s3_client, c)
+            written.append(len(table.values))
+            return table, scanned
+
+        scanned = athena_ddl.run_ddl(ddl, sql, database, ctx, s3, run_and_count, location, qid)
+        if ddl[0] in {"ctas", "insert"}:
+            _state(ctx)["update_counts"][qid] = sum(written)
+        _store(execution, ctx, s3, [], [], header=False)
+        return scanned
     unload = _UNLOAD.match(sql)
     query = unload.group("query") if unload else sql
-    con = duckdb.connect()
-    try:
-        if re.match(r"^\s*SHOW\s+TABLES\b", query, re.IGNORECASE):
-            table = _show_tables(ctx, database, query)
-            scanned = 0
-        else:
-            duck_sql, scanned = _translate(query, database, con, s3, ctx)
-            try:
-                relation = con.sql(duck_sql)
-                # DuckDB 2 names it to_arrow_table; 1.x (the extra's floor) calls it arrow().
-                fetch = getattr(relation, "to_arrow_table", None) or relation.arrow
-                table = fetch()
-            except duckdb.Error as exc:
-                raise QueryFailed(_athena_message(str(exc)), error_type=1006) from exc
-    finally:
-        con.close()
+    explain = re.match(r"^EXPLAIN\s+(?:\((?P<opts>[^)]*)\)\s*)?(?P<q>.*)$", query, re.IGNORECASE | re.DOTALL)
+    if explain:
+        plan, scanned = _explain(explain.group("q"), database, s3, ctx)
+        columns = [column_info("Query Plan", "varchar")]
+        _store(execution, ctx, s3, columns, [[plan]], header=True)
+        return scanned
+    table, scanned = _query_table(query, database, s3, ctx)
     if unload:
         _write_unload(table, unload.group("to"), unload.group("props"), qid, location, s3)
-        _state(ctx)["results"][qid] = ([], [])
-        execution["Statistics"]["DataManifestLocation"] = _join(location, f"{qid}-manifest.csv")
+        _state(ctx)["results"][qid] = ([], [], True)
+        execution["Statistics"]["DataManifestLocation"] = join(location, f"{qid}-manifest.csv")
         return scanned
-    columns = _column_info(table)
-    rows = _rows(table)
-    bucket, key = _split_s3(execution["ResultConfiguration"]["OutputLocation"])
-    s3.put_object(Bucket=bucket, Key=key, Body=_athena_csv(columns, rows).encode("utf-8"),
-                  ContentType="text/csv")
-    s3.put_object(Bucket=bucket, Key=key + ".metadata",
-                  Body=json.dumps({"QueryExecutionId": qid, "ColumnInfo": columns, "RowCount": len(rows)}).encode(),
-                  ContentType="application/json")
-    _state(ctx)["results"][qid] = (columns, rows)
+    columns = [column_info(n, t) for n, t in zip(table.names, table.types, strict=True)]
+    _store(execution, ctx, s3, columns, table.text_rows(), header=True)
     return scanned
 
 
-def _show_tables(ctx: TwinContext, database: str, query: str) -> Any:
-    import pyarrow as pa
+def _store(execution: dict[str, Any], ctx: TwinContext, s3: Any, columns: list[dict[str, Any]],
+           rows: list[list[str | None]], header: bool) -> None:
+    """Keep the result for GetQueryResults and write it where Athena does: ``<qid>.csv`` (+ metadata) for
+    queries, ``<qid>.txt`` (tab-separated, no header) for DDL and catalog statements."""
+    qid = execution["QueryExecutionId"]
+    _state(ctx)["results"][qid] = (columns, rows, header)
+    output = execution["ResultConfiguration"]["OutputLocation"]
+    if not header:
+        output = output[: -len(".csv")] + ".txt" if output.endswith(".csv") else output
+        execution["ResultConfiguration"]["OutputLocation"] = output
+        bucket, key = split_s3(output)
+        text = "".join("\t".join("" if v is None else v for v in row) + "\n" for row in rows)
+        s3.put_object(Bucket=bucket, Key=key, Body=text.encode("utf-8"), ContentType="text/plain")
+        return
+    bucket, key = split_s3(output)
+    s3.put_object(Bucket=bucket, Key=key, Body=_athena_csv(columns, rows).encode("utf-8"), ContentType="text/csv")
+    s3.put_object(Bucket=bucket, Key=key + ".metadata",
+                  Body=json.dumps({"QueryExecutionId": qid, "ColumnInfo": columns, "RowCount": len(rows)}).encode(),
+                  ContentType="application/json")
 
-    m = re.match(r"^\s*SHOW\s+TABLES(?:\s+(?:IN|FROM)\s+`?(\w+)`?)?", query, re.IGNORECASE)
-    db = (m.group(1) if m and m.group(1) else database)
+
+def _strip_comments(sql: str) -> str:
+    return re.sub(r"^\s*(--[^\n]*(\n|$)\s*)*", "", sql)
+
+
+def _query_table(query: str, database: str, s3: Any, ctx: TwinContext) -> tuple[QueryTable, int]:
+    """Run a Trino SELECT on DuckDB: names as Trino gives them (``_colN``), Trino's types (sums are bigint)."""
+    import duckdb
+
+    con = _connect()
     try:
-        names = sorted(t.name for t in _glue(ctx).get_tables(db, None))
-    except Exception as exc:
-        raise QueryFailed(f"SCHEMA_NOT_FOUND: Schema '{db}' does not exist") from exc
-    return pa.table({"tab_name": names})
+        duck_sql, scanned, generated = athena_sql.translate(query, database, con, s3, ctx)
+        try:
+            relation = con.sql(duck_sql)
+            names, types = list(relation.columns), list(relation.types)
+            outputs = []
+            for i, (name, typ) in enumerate(zip(names, types, strict=True)):
+                final = f"_col{i}" if name in generated else name
+                cast = "BIGINT" if type_id(typ) in {"hugeint", "uhugeint", "ubigint"} else None
+                outputs.append((final, cast))
+            if any(c for _, c in outputs) or [n for n, _ in outputs] != names:
+                projection = ", ".join((f"CAST(#{i + 1} AS {c})" if c else f"#{i + 1}") + f" AS {ident(n)}"
+                                       for i, (n, c) in enumerate(outputs))
+                relation = con.sql(f"SELECT {projection} FROM ({duck_sql})")
+                names, types = list(relation.columns), list(relation.types)
+            arrow = relation.to_arrow_table() if hasattr(relation, "to_arrow_table") else relation.arrow()
+            # One execution: the values come back from the Arrow result (DuckDB's own Python values).
+            values = con.from_arrow(arrow).fetchall() if arrow.num_rows else []
+            return QueryTable(names, types, values, arrow), scanned
+        except duckdb.Error as exc:
+            raise QueryFailed(athena_sql.athena_message(str(exc), query), error_type=athena_sql.error_type(str(exc))) from exc
+    finally:
+        con.close()
 
 
-def _athena_message(msg: str) -> str:
-    first = msg.strip().splitlines()[0] if msg.strip() else msg
-    if "Binder Error" in first or "Catalog Error" in first:
-        return f"COLUMN_NOT_FOUND: {first}" if "column" in first.lower() else f"SYNTAX_ERROR: {first}"
-    if "Parser Error" in first:
-        return f"SYNTAX_ERROR: {first}"
-    return f"GENERIC_USER_ERROR: {first}"
+def _explain(query: str, database: str, s3: Any, ctx: TwinContext) -> tuple[str, int]:
+    import duckdb
 
-
-def _translate(query: str, database: str, con: Any, s3: Any, ctx: TwinContext) -> tuple[str, int]:
-    """Trino SQL -> DuckDB SQL with every catalog table bound to a view over its staged S3 data."""
-    import sqlglot
-    from sqlglot import exp
-
+    con = _connect()
     try:
-        tree = sqlglot.parse_one(query, read="trino")
-    except sqlglot.errors.ParseError as exc:
-        raise QueryFailed(f"SYNTAX_ERROR: {exc}", error_type=1004) from exc
-    ctes = {c.alias_or_name.lower() for c in tree.find_all(exp.CTE)}
-    scanned = 0
-    views: dict[tuple[str, str], str] = {}
-    for table in list(tree.find_all(exp.Table)):
-        name = table.name.lower()
-        if not name or (not table.db and name in ctes):
-            continue
-        db = (table.db or database).lower()
-        key = (db, name)
-        if key not in views:
-            view = f"__t{len(views)}_{re.sub(r'[^a-z0-9_]', '_', name)}"
-            scanned += _bind_table(con, view, db, name, s3, ctx)
-            views[key] = view
-        alias = table.alias
-        table.set("this", exp.to_identifier(views[key]))
-        table.set("db", None)
-        table.set("catalog", None)
-        if not alias:
-            table.set("alias", exp.TableAlias(this=exp.to_identifier(name)))
-    return tree.sql(dialect="duckdb"), scanned
-
-
-def _bind_table(con: Any, view: str, db: str, name: str, s3: Any, ctx: TwinContext) -> int:
-    glue = _glue(ctx)
-    try:
-        table = glue.get_table(db, name)
-    except Exception as exc:
-        raise QueryFailed(f"TABLE_NOT_FOUND: Table 'awsdatacatalog.{db}.{name}' does not exist",
-                          error_type=1301) from exc
-    spec = table.get_version(str(table._current_version))
-    sd = spec.get("StorageDescriptor", {})
-    location = sd.get("Location", "")
-    columns = [(c["Name"], c.get("Type", "string")) for c in sd.get("Columns", [])]
-    columns += [(c["Name"], c.get("Type", "string")) for c in spec.get("PartitionKeys", [])]
-    serde = (sd.get("SerdeInfo") or {}).get("SerializationLibrary", "")
-    params = {**(sd.get("SerdeInfo") or {}).get("Parameters", {}), **spec.get("Parameters", {})}
-    files, size = _stage(location, s3, ctx)
-    duck_cols = {n: _duck_type(t) for n, t in columns}
-    if not files:
-        select = ", ".join(f"CAST(NULL AS {t}) AS \"{n}\"" for n, t in duck_cols.items()) or "NULL AS none"
-        con.execute(f'CREATE VIEW "{view}" AS SELECT {select} WHERE false')
-        return 0
-    file_list = "[" + ", ".join(_sql_str(f) for f in files) + "]"
-    if "parquet" in serde.lower() or params.get("classification") == "parquet":
-        import pyarrow.parquet as pq
-
-        present = {f.name.lower(): f.name for f in pq.read_schema(files[0])}
-        select = ", ".join(
-            f'CAST("{present[n.lower()]}" AS {t}) AS "{n}"' if n.lower() in present else f'CAST(NULL AS {t}) AS "{n}"'
-            for n, t in duck_cols.items()
-        )
-        con.execute(f'CREATE VIEW "{view}" AS SELECT {select} FROM read_parquet({file_list}, union_by_name=true)')
-        return size
-    header = int(params.get("skip.header.line.count", "0") or 0) > 0
-    delim = params.get("separatorChar") or params.get("field.delim") or params.get("delimiter") or ","
-    quote = params.get("quoteChar", '"')
-    col_spec = "{" + ", ".join(f"{_sql_str(n)}: {_sql_str(t)}" for n, t in duck_cols.items()) + "}"
-    con.execute(
-        f'CREATE VIEW "{view}" AS SELECT * FROM read_csv({file_list}, header={str(header).lower()}, '
-        f"delim={_sql_str(delim)}, quote={_sql_str(quote)}, escape={_sql_str(quote)}, columns={col_spec}, "
-        f"auto_detect=false, null_padding=true, strict_mode=false)"
-    )
-    return size
-
-
-def _duck_type(glue_type: str) -> str:
-    t = glue_type.strip().lower()
-    if t.startswith("decimal"):
-        return t.upper()
-    if t.startswith(("varchar", "char")):
-        return "VARCHAR"
-    return _GLUE_TO_DUCK.get(t, "VARCHAR")
-
-
-def _sql_str(value: str) -> str:
-    return "'" + str(value).replace("'", "''") + "'"
-
-
-def _stage(location: str, s3: Any, ctx: TwinContext) -> tuple[list[str], int]:
-    """Download the objects under ``location`` into the cache (only those whose ETag changed)."""
-    bucket, prefix = _split_s3(location)
-    if prefix and not prefix.endswith("/"):
-        prefix += "/"
-    cache = ctx.state_dir / "athena-cache" / bucket
-    etags = _state(ctx)["etags"]
-    files: list[str] = []
-    size = 0
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-        for obj in page.get("Contents", []):
-            key = obj["Key"]
-            base = Path(key).name
-            # Like Athena, skip "folders", hidden files and Hadoop/Spark markers (_SUCCESS, _temporary).
-            if key.endswith("/") or base.startswith(("_", ".")) or "/_" in key[len(prefix):] or obj["Size"] == 0:
-                continue
-            dest = cache / key
-            if etags.get(str(dest)) != obj["ETag"] or not dest.exists():
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                s3.download_file(bucket, key, str(dest))
-                etags[str(dest)] = obj["ETag"]
-            files.append(str(dest))
-            size += obj["Size"]
-    return sorted(files), size
-
-
-_ARROW_TO_ATHENA = [
-    ("is_boolean", "boolean"), ("is_int8", "tinyint"), ("is_int16", "smallint"), ("is_int32", "integer"),
-    ("is_integer", "bigint"), ("is_float32", "float"), ("is_floating", "double"), ("is_decimal", "decimal"),
-    ("is_timestamp", "timestamp"), ("is_date", "date"), ("is_binary", "varbinary"),
-]
-
-
-def _column_info(table: Any) -> list[dict[str, Any]]:
-    import pyarrow as pa
-
-    out = []
-    for field in table.schema:
-        athena_type = "varchar"
-        for pred, name in _ARROW_TO_ATHENA:
-            if getattr(pa.types, pred)(field.type):
-                athena_type = name
-                break
-        info = {"CatalogName": "hive", "SchemaName": "", "TableName": "", "Name": field.name, "Label": field.name,
-                "Type": athena_type, "Precision": 0, "Scale": 0, "Nullable": "UNKNOWN", "CaseSensitive":
-                athena_type == "varchar"}
-        if pa.types.is_decimal(field.type):
-            info.update({"Precision": field.type.precision, "Scale": field.type.scale})
-        out.append(info)
-    return out
-
-
-def _fmt(value: Any) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if hasattr(value, "isoformat") and hasattr(value, "hour"):
-        return value.isoformat(sep=" ", timespec="milliseconds")
-    if isinstance(value, bytes):
-        return value.hex()
-    return str(value)
-
-
-def _rows(table: Any) -> list[list[str | None]]:
-    cols = [table.column(i).to_pylist() for i in range(table.num_columns)]
-    return [[_fmt(c[r]) for c in cols] for r in range(table.num_rows)]
+        duck_sql, scanned, _ = athena_sql.translate(query, database, con, s3, ctx)
+        try:
+            rows = con.sql(f"EXPLAIN {duck_sql}").fetchall()
+        except duckdb.Error as exc:
+            raise QueryFailed(athena_sql.athena_message(str(exc), query), error_type=athena_sql.error_type(str(exc))) from exc
+        return "\n".join(str(r[-1]) for r in rows), scanned
+    finally:
+        con.close()
 
 
 def _athena_csv(columns: list[dict[str, Any]], rows: list[list[str | None]]) -> str:
@@ -461,29 +393,23 @@ def _athena_csv(columns: list[dict[str, Any]], rows: list[list[str | None]]) -> 
     return "\n".join(lines) + "\n"
 
 
-def _write_unload(table: Any, to: str, props: str, qid: str, location: str, s3: Any) -> None:
-    import pyarrow.csv as pcsv
-    import pyarrow.parquet as pq
-
+def _write_unload(table: QueryTable, to: str, props: str, qid: str, location: str, s3: Any) -> None:
+    """UNLOAD: the result as PARQUET, ORC, JSON or TEXTFILE files under an empty ``to``, and a manifest."""
     options = {k.lower(): v for k, v in re.findall(r"(\w+)\s*=\s*'([^']*)'", props)}
     fmt = options.get("format", "").upper()
-    if fmt not in {"PARQUET", "TEXTFILE"}:
-        raise QueryFailed(f"NOT_SUPPORTED: pipekit twin UNLOAD supports format 'PARQUET' or 'TEXTFILE', not {fmt!r}")
-    bucket, prefix = _split_s3(to)
+    if fmt == "AVRO":
+        raise QueryFailed("NOT_SUPPORTED: the pipekit twin cannot write AVRO (no Avro writer installed); "
+                          "use PARQUET, ORC, JSON or TEXTFILE", error_type=1006)
+    if fmt not in {"PARQUET", "ORC", "JSON", "TEXTFILE"}:
+        raise QueryFailed(f"INVALID_TABLE_PROPERTY: UNLOAD format must be one of PARQUET, ORC, AVRO, JSON, "
+                          f"TEXTFILE, not {fmt!r}", error_type=1006)
+    bucket, prefix = split_s3(to)
     if prefix and not prefix.endswith("/"):
         prefix += "/"
     if s3.list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1).get("KeyCount", 0):
         raise QueryFailed(f"HIVE_PATH_ALREADY_EXISTS: Target directory for table already exists: {to}. "
                           "UNLOAD needs an empty location.", error_type=1003)
-    buf = io.BytesIO()
-    if fmt == "PARQUET":
-        compression = options.get("compression", "snappy").lower()
-        pq.write_table(table, buf, compression=compression)
-        key = f"{prefix}{qid}_00000.{compression}.parquet" if compression != "none" else f"{prefix}{qid}_00000.parquet"
-    else:
-        pcsv.write_csv(table, buf, pcsv.WriteOptions(include_header=False,
-                                                      delimiter=options.get("field_delimiter", ",")))
-        key = f"{prefix}{qid}_00000.csv"
-    s3.put_object(Bucket=bucket, Key=key, Body=buf.getvalue())
-    mb, mk = _split_s3(_join(location, f"{qid}-manifest.csv"))
-    s3.put_object(Bucket=mb, Key=mk, Body=f"s3://{bucket}/{key}\n".encode())
+    options.setdefault("field_delimiter", ",")
+    uris = athena_ddl.write_files(table, fmt, bucket, prefix, f"{qid}_00000", s3, options)
+    mb, mk = split_s3(join(location, f"{qid}-manifest.csv"))
+    s3.put_object(Bucket=mb, Key=mk, Body="".join(u + "\n" for u in uris).encode())

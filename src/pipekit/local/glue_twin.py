@@ -1,10 +1,12 @@
 """Twin operations for Glue that moto lacks or only pretends: classifiers, a real crawl, real job runs.
 
-* ``StartCrawler`` crawls for real: it reads the objects under each S3 target, infers the schema with
-  pyarrow and creates or updates the table as a Glue crawler would (CSV: OpenCSVSerde when fields are
-  quoted, else LazySimpleSerDe, ``skip.header.line.count``, ``classification``; Parquet:
-  ParquetHiveSerDe). ``GetCrawler`` adds the last crawl's ``ErrorMessage``; ``GetCrawlerMetrics`` reports
-  tables created/updated.
+* ``StartCrawler`` crawls for real: it reads the objects under each S3 target, classifies them and groups
+  them into tables and partitions (``crawler_infer``, pure) and writes the catalog under the crawler's
+  schema change policy, recrawl policy and Configuration (``Grouping``, ``CrawlerOutput``). CSV gets
+  OpenCSVSerde when fields are quoted, else LazySimpleSerDe; Parquet gets ParquetHiveSerDe.
+  ``GetCrawler``/``GetCrawlers``/``BatchGetCrawlers``/``ListCrawls`` report crawl states in botocore's
+  enums with the failed crawl's ``ErrorMessage``; ``StopCrawler``, ``UpdateCrawler`` (moto lacks it) and
+  ``GetCrawlerMetrics`` (tables created/updated/deleted) complete the crawler API.
 * ``StartJobRun`` runs the job's real script (``Command.ScriptLocation``) with ``python`` on local Spark in a
   subprocess, with DefaultArguments + Arguments. Spark's S3 connector jars cannot be fetched offline, so
   every ``s3://`` argument is staged through a local directory: objects are downloaded before the run and
@@ -43,7 +45,7 @@ _PARQUET_OUT = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat"
 
 def _state(ctx: TwinContext) -> dict[str, Any]:
     return ctx.shared.setdefault(
-        _MODULE, {"classifiers": {}, "metrics": {}, "crawl_errors": {}, "runs": {}, "lock": threading.RLock()}
+        _MODULE, {"classifiers": {}, "metrics": {}, "crawls": {}, "runs": {}, "lock": threading.RLock()}
     )
 
 
@@ -125,6 +127,12 @@ def delete_classifier(body: dict[str, Any], ctx: TwinContext) -> dict[str, Any]:
 
 # ---------------------------------------------------------------- crawler
 
+# Crawl states -> botocore's enums: LastCrawlInfo.Status in GetCrawler (SUCCEEDED|CANCELLED|FAILED) and
+# CrawlerHistory.State in ListCrawls (RUNNING|COMPLETED|FAILED|STOPPED).
+_LAST_CRAWL_STATUS = {"COMPLETED": "SUCCEEDED", "STOPPED": "CANCELLED", "FAILED": "FAILED"}
+_CRAWL_STATE = {"RUNNING": "RUNNING", "STOPPING": "RUNNING", "COMPLETED": "COMPLETED",
+                "STOPPED": "STOPPED", "FAILED": "FAILED"}
+
 
 def _get_crawler(ctx: TwinContext, name: str) -> Any:
     from moto.glue.exceptions import CrawlerNotFoundException
@@ -135,15 +143,77 @@ def _get_crawler(ctx: TwinContext, name: str) -> Any:
         raise TwinFault("EntityNotFoundException", f"Crawler entry with name {name} does not exist") from exc
 
 
+def _crawl_records(ctx: TwinContext, name: str) -> list[dict[str, Any]]:
+    return _state(ctx).setdefault("crawls", {}).setdefault(name, [])
+
+
+def _crawler_dict(crawler: Any, ctx: TwinContext) -> dict[str, Any]:
+    """The Crawler structure as Glue returns it: no null members, LastCrawl is the last finished crawl."""
+    data = {k: v for k, v in crawler.as_dict().items() if v not in (None, "", [], {}) or k == "Classifiers"}
+    data.pop("LastCrawl", None)
+    finished = [r for r in _crawl_records(ctx, crawler.name) if r["_status"] in _LAST_CRAWL_STATUS]
+    if finished:
+        last = finished[-1]
+        data["LastCrawl"] = {"Status": _LAST_CRAWL_STATUS[last["_status"]], "LogGroup": last["LogGroup"],
+                             "LogStream": last["LogStream"], "MessagePrefix": last["MessagePrefix"],
+                             "StartTime": last["StartTime"]}
+        if last.get("ErrorMessage"):
+            data["LastCrawl"]["ErrorMessage"] = last["ErrorMessage"]
+    data.setdefault("Classifiers", [])
+    return _epoch(data)
+
+
 @operation("AWSGlue.GetCrawler")
 def get_crawler(body: dict[str, Any], ctx: TwinContext) -> dict[str, Any]:
-    """moto's crawler description plus the last crawl's ErrorMessage."""
+    """One crawler; LastCrawl carries SUCCEEDED/CANCELLED/FAILED and the failed crawl's ErrorMessage."""
+    return {"Crawler": _crawler_dict(_get_crawler(ctx, body.get("Name", "")), ctx)}
+
+
+@operation("AWSGlue.GetCrawlers")
+def get_crawlers(body: dict[str, Any], ctx: TwinContext) -> dict[str, Any]:
+    """Every crawler, described like GetCrawler."""
+    return {"Crawlers": [_crawler_dict(c, ctx) for c in _backend(ctx).get_crawlers()]}
+
+
+@operation("AWSGlue.BatchGetCrawlers")
+def batch_get_crawlers(body: dict[str, Any], ctx: TwinContext) -> dict[str, Any]:
+    """The named crawlers, and the names not found."""
+    names = body.get("CrawlerNames") or []
+    known = {c.name: c for c in _backend(ctx).get_crawlers()}
+    return {"Crawlers": [_crawler_dict(known[n], ctx) for n in names if n in known],
+            "CrawlersNotFound": [n for n in names if n not in known]}
+
+
+@operation("AWSGlue.UpdateCrawler")
+def update_crawler(body: dict[str, Any], ctx: TwinContext) -> dict[str, Any]:
+    """Change the members given (moto lacks UpdateCrawler); refused while the crawler runs."""
     crawler = _get_crawler(ctx, body.get("Name", ""))
-    data = crawler.as_dict()
-    err = _state(ctx)["crawl_errors"].get(crawler.name)
-    if err and "LastCrawl" in data:
-        data["LastCrawl"]["ErrorMessage"] = err
-    return {"Crawler": _epoch(data)}
+    if crawler.status != "READY":
+        raise TwinFault("CrawlerRunningException", f"Crawler {crawler.name} is running; stop it or wait")
+    fields = {"Role": "role", "DatabaseName": "database_name", "Description": "description",
+              "Targets": "targets", "Schedule": "schedule", "Classifiers": "classifiers",
+              "TablePrefix": "table_prefix", "SchemaChangePolicy": "schema_change_policy",
+              "RecrawlPolicy": "recrawl_policy", "LineageConfiguration": "lineage_configuration",
+              "Configuration": "configuration", "CrawlerSecurityConfiguration": "crawler_security_configuration"}
+    for member, attr in fields.items():
+        if member in body:
+            setattr(crawler, attr, body[member])
+    crawler.version = int(crawler.version or 1) + 1
+    crawler.last_updated = datetime.now(UTC).replace(tzinfo=None)
+    return {}
+
+
+@operation("AWSGlue.ListCrawls")
+def list_crawls(body: dict[str, Any], ctx: TwinContext) -> dict[str, Any]:
+    """The crawler's crawls, newest first, with CrawlerHistory.State from botocore's enum."""
+    crawler = _get_crawler(ctx, body.get("CrawlerName", ""))
+    out = []
+    for r in reversed(_crawl_records(ctx, crawler.name)):
+        crawl = {k: v for k, v in r.items() if not k.startswith("_")}
+        crawl["State"] = _CRAWL_STATE[r["_status"]]
+        out.append(crawl)
+    limit = int(body.get("MaxResults") or 100)
+    return {"Crawls": _epoch(out[:limit])}
 
 
 @operation("AWSGlue.GetCrawlerMetrics")
@@ -153,7 +223,7 @@ def get_crawler_metrics(body: dict[str, Any], ctx: TwinContext) -> dict[str, Any
     metrics = _state(ctx)["metrics"]
     out = []
     for name in names:
-        crawler = _get_crawler(ctx, name)
+        _get_crawler(ctx, name)
         m = metrics.get(name, {})
         out.append({
             "CrawlerName": name,
@@ -163,9 +233,8 @@ def get_crawler_metrics(body: dict[str, Any], ctx: TwinContext) -> dict[str, Any
             "MedianRuntimeSeconds": m.get("LastRuntimeSeconds", 0.0),
             "TablesCreated": m.get("TablesCreated", 0),
             "TablesUpdated": m.get("TablesUpdated", 0),
-            "TablesDeleted": 0,
+            "TablesDeleted": m.get("TablesDeleted", 0),
         })
-        del crawler
     return {"CrawlerMetricsList": out}
 
 
@@ -180,27 +249,53 @@ def start_crawler(body: dict[str, Any], ctx: TwinContext) -> dict[str, Any]:
         if crawler.status != "READY":
             raise TwinFault("CrawlerRunningException", f"Crawler with name {crawler.name} has already started")
         crawl = FakeCrawl(crawler.name)
-        crawl.status = "RUNNING"
+        crawl.status = "RUNNING"  # moto's crawler.State follows this; the record below is what we report
         crawler.crawls.append(crawl)
-        state["crawl_errors"].pop(crawler.name, None)
-    threading.Thread(target=_crawl_thread, args=(crawler, crawl, ctx), daemon=True,
+        record = {"CrawlId": crawl.crawl_id, "_status": "RUNNING", "StartTime": datetime.now(UTC),
+                  "LogGroup": "/aws-glue/crawlers", "LogStream": crawler.name, "MessagePrefix": crawl.crawl_id,
+                  "DPUHour": 0.0, "_moto": crawl}
+        _crawl_records(ctx, crawler.name).append(record)
+    threading.Thread(target=_crawl_thread, args=(crawler, record, ctx), daemon=True,
                      name=f"crawl-{crawler.name}").start()
     return {}
 
 
-def _crawl_thread(crawler: Any, crawl: Any, ctx: TwinContext) -> None:
+@operation("AWSGlue.StopCrawler")
+def stop_crawler(body: dict[str, Any], ctx: TwinContext) -> dict[str, Any]:
+    """Ask a running crawl to stop: STOPPING, then READY with LastCrawl CANCELLED."""
+    crawler = _get_crawler(ctx, body.get("Name", ""))
+    records = _crawl_records(ctx, crawler.name)
+    if not records or records[-1]["_status"] != "RUNNING":
+        raise TwinFault("CrawlerNotRunningException", f"Crawler with name {crawler.name} isn't running")
+    records[-1]["_status"] = "STOPPING"
+    records[-1]["_moto"].status = "STOPPING"
+    return {}
+
+
+def _crawl_thread(crawler: Any, record: dict[str, Any], ctx: TwinContext) -> None:
     state = _state(ctx)
     started = time.monotonic()
+    crawl = record["_moto"]
     try:
-        created, updated = crawl_targets(crawler, ctx)
-        state["metrics"][crawler.name] = {"TablesCreated": created, "TablesUpdated": updated,
-                                          "LastRuntimeSeconds": time.monotonic() - started}
-        crawl.status = "COMPLETED"
+        result = crawl_targets(crawler, ctx)
+        state["metrics"][crawler.name] = {**result, "LastRuntimeSeconds": time.monotonic() - started}
+        record["Summary"] = json.dumps(result)
+        status = "COMPLETED"
     except Exception as exc:  # the crawl's failure is reported through the API, like Glue does
-        state["crawl_errors"][crawler.name] = f"{type(exc).__name__}: {exc}"
-        crawl.status = "FAILED"
+        record["ErrorMessage"] = _clean_message(f"{type(exc).__name__}: {exc}")
+        status = "FAILED"
+    if record["_status"] == "STOPPING":
+        status = "STOPPED"
+    record["_status"] = status
+    record["EndTime"] = datetime.now(UTC)
     crawl.end_time = datetime.now(UTC).replace(tzinfo=None)
+    crawl.status = status
     crawler.crawl_elapsed_time = int((time.monotonic() - started) * 1000)
+
+
+def _clean_message(text: str) -> str:
+    """Printable text only, at most Glue's 2048 characters (never the object's raw bytes)."""
+    return re.sub(r"[^\x20-\x7e\u00a0-\uffff]+", "?", text)[:2048]
 
 
 def _classifier_spec(crawler: Any, ctx: TwinContext) -> dict[str, Any]:
@@ -238,143 +333,228 @@ def _glue_type(arrow_type: Any) -> str:
     return "string"
 
 
-def _widen(a: str, b: str) -> str:
-    if a == b:
-        return a
-    numeric = ["smallint", "int", "bigint", "float", "double"]
-    if a in numeric and b in numeric:
-        return numeric[max(numeric.index(a), numeric.index(b))]
-    return "string"
-
-
-def _infer_csv(data: bytes, spec: dict[str, Any]) -> tuple[list[tuple[str, str]], bool, int]:
-    """Columns (name, glue type), whether fields are quoted, and the number of data rows."""
-    import pyarrow as pa
-    import pyarrow.csv as pcsv
-
-    delimiter = spec.get("Delimiter") or ","
-    quote = spec.get("QuoteSymbol") or '"'
-    header = spec.get("ContainsHeader", "UNKNOWN") != "ABSENT"
-    text = data.decode("utf-8-sig", errors="replace")
-    first_line = text.split("\n", 1)[0]
-    if header and "Header" in spec:
-        names = list(spec["Header"])
-    elif header:
-        names = next(iter(__import__("csv").reader([first_line], delimiter=delimiter, quotechar=quote)), [])
-    else:
-        names = [f"col{i}" for i in range(len(first_line.split(delimiter)))]
-    body = text.split("\n", 1)[1] if header and "\n" in text else ("" if header else text)
-    quoted = quote in text
-    if not body.strip():
-        return [(n, "string") for n in names], quoted, 0
-    table = pcsv.read_csv(
-        io.BytesIO(body.encode()),
-        read_options=pcsv.ReadOptions(column_names=names, block_size=1 << 22),
-        parse_options=pcsv.ParseOptions(delimiter=delimiter, quote_char=quote, newlines_in_values=True),
-        # Glue's CSV classifier only infers numbers and booleans; dates stay strings.
-        convert_options=pcsv.ConvertOptions(timestamp_parsers=[], column_types={}, strings_can_be_null=False,
-                                            auto_dict_encode=False),
-    )
-    cols = []
-    for field in table.schema:
-        t = field.type
-        if pa.types.is_timestamp(t) or pa.types.is_date(t) or pa.types.is_time(t) or pa.types.is_null(t):
-            t = pa.string()
-        cols.append((field.name, _glue_type(t)))
-    return cols, quoted, table.num_rows
-
-
-def _clean_name(name: str) -> str:
-    # Glue stores lower-case names; characters Athena cannot use become underscores.
-    return re.sub(r"[^a-z0-9_]", "_", name.strip().lower()) or "col"
-
-
-def crawl_targets(crawler: Any, ctx: TwinContext) -> tuple[int, int]:
-    """Crawl every S3 target of ``crawler``: create or update one table per target; (created, updated)."""
+def _classify(key: str, data: bytes, spec: dict[str, Any]) -> Any:
+    """One object's FileSchema, or None when no classifier recognises it (Glue: UNKNOWN, no table)."""
     import pyarrow.parquet as pq
+
+    from pipekit.local.crawler_infer import FileSchema, decompress, infer_csv, is_text
+
+    if data[:4] == b"PAR1":
+        schema = pq.read_schema(io.BytesIO(data))
+        rows = pq.ParquetFile(io.BytesIO(data)).metadata.num_rows
+        return FileSchema(key=key, kind="parquet", compression="none", rows=rows, size=len(data),
+                          columns=[(f.name, _glue_type(f.type)) for f in schema])
+    raw, compression = decompress(key, data)
+    if not raw.strip() or not is_text(raw):
+        return None
+    return infer_csv(key, raw.decode("utf-8-sig", errors="replace"), spec, compression, len(data))
+
+
+def _crawler_options(crawler: Any) -> dict[str, Any]:
+    try:
+        config = json.loads(crawler.configuration or "{}")
+    except ValueError as exc:
+        raise ValueError(f"crawler {crawler.name}: Configuration is not JSON: {exc}") from exc
+    grouping = config.get("Grouping") or {}
+    tables = ((config.get("CrawlerOutput") or {}).get("Tables") or {})
+    policy = crawler.schema_change_policy or {}
+    return {
+        "table_level": int(grouping["TableLevelConfiguration"]) if grouping.get("TableLevelConfiguration") else None,
+        "combine": grouping.get("TableGroupingPolicy") == "CombineCompatibleSchemas",
+        "merge_new": tables.get("AddOrUpdateBehavior") == "MergeNewColumns",
+        "update": policy.get("UpdateBehavior") or "UPDATE_IN_DATABASE",
+        "delete": policy.get("DeleteBehavior") or "DEPRECATE_IN_DATABASE",
+        "new_folders_only": (crawler.recrawl_policy or {}).get("RecrawlBehavior") == "CRAWL_NEW_FOLDERS_ONLY",
+    }
+
+
+def crawl_targets(crawler: Any, ctx: TwinContext) -> dict[str, int]:
+    """Crawl every S3 target of ``crawler`` into tables and partitions; TablesCreated/Updated/Deleted."""
+    from pipekit.local.crawler_infer import group_tables, table_name
 
     s3 = ctx.boto3_client("s3")
     glue = _backend(ctx)
     spec = _classifier_spec(crawler, ctx)
-    created = updated = 0
+    opts = _crawler_options(crawler)
+    seen = _state(ctx).setdefault("seen_folders", {})
+    incremental = opts["new_folders_only"] and crawler.name in seen
+    known_folders: set[str] = set(seen.get(crawler.name, set()))
+    result = {"TablesCreated": 0, "TablesUpdated": 0, "TablesDeleted": 0}
+    live_prefixes: list[tuple[str, str]] = []
+    folders: set[str] = set()
     for target in (crawler.targets or {}).get("S3Targets", []):
-        path = target["Path"]
-        bucket, prefix = _split_s3(path)
+        bucket, prefix = _split_s3(target["Path"])
         if prefix and not prefix.endswith("/"):
             prefix += "/"
         excluded = [re.compile(_glob_re(p)) for p in target.get("Exclusions", [])]
         objects = [o for o in _list_keys(s3, bucket, prefix)
                    if not o["Key"].endswith("/")
-                   and not Path(o["Key"]).name.startswith(("_", "."))
+                   and not any(part.startswith(("_", ".")) for part in o["Key"][len(prefix):].split("/"))
                    and not any(rx.match(o["Key"][len(prefix):]) for rx in excluded)]
-        columns: dict[str, str] = {}
-        kind: str | None = None
-        quoted = False
-        rows = 0
-        size = 0
+        live_prefixes += [(bucket, o["Key"]) for o in objects]
+        folders |= {f"{bucket}/{o['Key'].rsplit('/', 1)[0] if '/' in o['Key'] else ''}" for o in objects}
+        if incremental:
+            objects = [o for o in objects
+                       if f"{bucket}/{o['Key'].rsplit('/', 1)[0] if '/' in o['Key'] else ''}" not in known_folders]
+        files = []
         for obj in objects:
-            data = s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read()
-            size += len(data)
-            if not data.strip():
-                continue  # an empty object classifies as UNKNOWN and adds nothing
-            if data[:4] == b"PAR1":
-                this_kind = "parquet"
-                schema = pq.read_schema(io.BytesIO(data))
-                cols = [(f.name, _glue_type(f.type)) for f in schema]
-                rows += pq.ParquetFile(io.BytesIO(data)).metadata.num_rows
-            else:
-                this_kind = "csv"
-                cols, q, n = _infer_csv(data, spec)
-                quoted = quoted or q
-                rows += n
-            if kind not in (None, this_kind):
-                raise ValueError(f"{path}: mixes {kind} and {this_kind} objects; Glue would make separate tables")
-            kind = this_kind
-            for name, gtype in cols:
-                key = _clean_name(name)
-                columns[key] = _widen(columns[key], gtype) if key in columns else gtype
-        if kind is None:
-            continue  # nothing classifiable: Glue creates no table
-        name = (crawler.table_prefix or "") + _clean_name(Path(prefix.rstrip("/")).name or bucket)
-        table_input = _table_input(name, path, kind, columns, quoted, spec, rows, size, len(objects), crawler.name)
-        try:
-            existing = glue.get_table(crawler.database_name, name)
-        except Exception:
-            existing = None
-        if existing is None:
-            glue.create_table(crawler.database_name, name, table_input)
-            created += 1
-            continue
-        policy = (crawler.schema_change_policy or {}).get("UpdateBehavior", "UPDATE_IN_DATABASE")
+            found = _classify(obj["Key"], s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read(), spec)
+            if found is not None:
+                files.append(found)
+        for group in group_tables(prefix, files, combine=opts["combine"], table_level=opts["table_level"]):
+            name = table_name(group, bucket, crawler.table_prefix or "")
+            outcome = _write_table(glue, crawler, name, f"s3://{bucket}/{group.root}", group, spec, opts,
+                                   incremental)
+            if outcome:
+                result[outcome] += 1
+    if not incremental:
+        result["TablesDeleted"] = _handle_deleted(glue, crawler, live_prefixes, opts)
+    seen[crawler.name] = folders | known_folders
+    return result
+
+
+def _write_table(glue: Any, crawler: Any, name: str, location: str, group: Any, spec: dict[str, Any],
+                 opts: dict[str, Any], incremental: bool) -> str | None:
+    """Create or update one table and register its new partitions; which metric it counts toward."""
+    from moto.glue.exceptions import TableNotFoundException
+
+    table_input = _table_input(name, location, group, spec, crawler.name)
+    try:
+        existing = glue.get_table(crawler.database_name, name)
+    except TableNotFoundException:
+        existing = None
+    outcome: str | None = None
+    if existing is None:
+        glue.create_table(crawler.database_name, name, table_input)
+        outcome = "TablesCreated"
+    else:
         current = existing.get_version(str(existing._current_version))
-        if policy == "LOG" or _same_shape(current, table_input):
+        # Incremental crawls and UpdateBehavior LOG leave the schema alone; new partitions still come in
+        # ("New tables and partitions are always created regardless of the SchemaChangePolicy").
+        if not incremental and opts["update"] != "LOG":
+            old_cols = (current.get("StorageDescriptor") or {}).get("Columns") or []
+            old_types = {c["Name"]: c["Type"] for c in old_cols}
+            new_cols = table_input["StorageDescriptor"]["Columns"]
+            open_names = {n for n, t in group.columns if t is None}
+            for col in new_cols:  # a column no object gave a value for (header-only file) keeps its type
+                if col["Name"] in open_names and col["Name"] in old_types:
+                    col["Type"] = old_types[col["Name"]]
+            if opts["merge_new"]:  # MergeNewColumns: existing columns and types stay, new ones are added
+                names = set(old_types)
+                table_input["StorageDescriptor"]["Columns"] = [dict(c) for c in old_cols] + [
+                    c for c in new_cols if c["Name"] not in names]
+            if not _same_shape(current, table_input):
+                glue.update_table(crawler.database_name, name, table_input)
+                outcome = "TablesUpdated"
+        table_input = existing.get_version(str(existing._current_version))
+    _add_partitions(glue, crawler, existing, name, table_input, group, opts, incremental)
+    return outcome
+
+
+def _add_partitions(glue: Any, crawler: Any, existing: Any, name: str, table_input: dict[str, Any],
+                    group: Any, opts: dict[str, Any], incremental: bool) -> None:
+    if not group.partitions:
+        return
+    bucket = table_input["StorageDescriptor"]["Location"][len("s3://"):].split("/", 1)[0]
+    table = glue.get_table(crawler.database_name, name)
+    wanted = {}
+    for values, folder in sorted(group.partitions.items()):
+        sd = json.loads(json.dumps(table_input["StorageDescriptor"]))
+        sd["Location"] = f"s3://{bucket}/{folder}"
+        wanted[str(list(values))] = {"Values": list(values), "StorageDescriptor": sd,
+                                     "Parameters": dict(table_input.get("Parameters") or {})}
+    fresh = [p for key, p in wanted.items() if key not in table.partitions]
+    if fresh:
+        glue.batch_create_partition(crawler.database_name, name, fresh)
+    if not incremental and opts["delete"] == "DELETE_FROM_DATABASE" and existing is not None:
+        for key in [k for k in table.partitions if k not in wanted]:
+            del table.partitions[key]
+
+
+def _handle_deleted(glue: Any, crawler: Any, live: list[tuple[str, str]], opts: dict[str, Any]) -> int:
+    """Tables this crawler made whose objects are all gone, per DeleteBehavior; the count removed."""
+    from moto.glue.exceptions import DatabaseNotFoundException
+
+    try:
+        tables = glue.get_tables(crawler.database_name, None)
+    except DatabaseNotFoundException:
+        return 0
+    deleted = 0
+    for table in list(tables):
+        current = table.get_version(str(table._current_version))
+        params = current.get("Parameters") or {}
+        if params.get("UPDATED_BY_CRAWLER") != crawler.name:
             continue
-        existing.update(table_input)
-        updated += 1
-    return created, updated
+        bucket, prefix = _split_s3((current.get("StorageDescriptor") or {}).get("Location", ""))
+        if any(b == bucket and k.startswith(prefix) for b, k in live):
+            continue
+        if opts["delete"] == "DELETE_FROM_DATABASE":
+            glue.delete_table(crawler.database_name, table.name)
+            deleted += 1
+        elif opts["delete"] == "DEPRECATE_IN_DATABASE" and "DEPRECATED_BY_CRAWLER" not in params:
+            updated = json.loads(json.dumps(current, default=str))
+            for key in ("DatabaseName", "CreateTime", "UpdateTime", "VersionId", "CatalogId"):
+                updated.pop(key, None)
+            updated.setdefault("Parameters", {})["DEPRECATED_BY_CRAWLER"] = "1"
+            glue.update_table(crawler.database_name, table.name, updated)
+    return deleted
 
 
 def _glob_re(pattern: str) -> str:
-    out = re.escape(pattern).replace(r"\*\*", ".*").replace(r"\*", "[^/]*").replace(r"\?", ".")
+    """Glue exclude patterns: ``*`` within a folder, ``**`` across folders, ``?``, ``[...]``, ``{a,b}``."""
+    out, i = "", 0
+    while i < len(pattern):
+        c = pattern[i]
+        if pattern.startswith("**", i):
+            out += ".*"
+            i += 2
+            continue
+        if c == "*":
+            out += "[^/]*"
+        elif c == "?":
+            out += "[^/]"
+        elif c == "[":
+            end = pattern.find("]", i)
+            if end < 0:
+                out += re.escape(c)
+            else:
+                body = pattern[i + 1:end]
+                out += "[" + ("^" + body[1:] if body.startswith("!") else body) + "]"
+                i = end
+        elif c == "{":
+            end = pattern.find("}", i)
+            if end < 0:
+                out += re.escape(c)
+            else:
+                out += "(?:" + "|".join(re.escape(a) for a in pattern[i + 1:end].split(",")) + ")"
+                i = end
+        else:
+            out += re.escape(c)
+        i += 1
     return f"^{out}$"
 
 
 def _same_shape(current: dict[str, Any], new: dict[str, Any]) -> bool:
     a, b = current.get("StorageDescriptor", {}), new.get("StorageDescriptor", {})
     return (a.get("Columns") == b.get("Columns") and a.get("SerdeInfo") == b.get("SerdeInfo")
-            and a.get("Location") == b.get("Location"))
+            and a.get("Location") == b.get("Location")
+            and current.get("PartitionKeys", []) == new.get("PartitionKeys", []))
 
 
-def _table_input(name: str, location: str, kind: str, columns: dict[str, str], quoted: bool,
-                 spec: dict[str, Any], rows: int, size: int, objects: int, crawler: str) -> dict[str, Any]:
-    cols = [{"Name": n, "Type": t} for n, t in columns.items()]
+def _table_input(name: str, location: str, group: Any, spec: dict[str, Any], crawler: str) -> dict[str, Any]:
+    files = group.files
+    first = files[0]
+    kind, compression = first.kind, first.compression
+    rows = sum(f.rows for f in files)
+    size = sum(f.size for f in files)
+    cols = [{"Name": n, "Type": t or "string"} for n, t in group.columns]
     params = {
         "classification": kind,
         "typeOfData": "file",
-        "compressionType": "none",
+        "compressionType": compression,
         "recordCount": str(rows),
         "sizeKey": str(size),
-        "objectCount": str(objects),
+        "objectCount": str(len(files)),
         "averageRecordSize": str(size // rows) if rows else "0",
         "UPDATED_BY_CRAWLER": crawler,
         "CrawlerSchemaSerializerVersion": "1.0",
@@ -386,8 +566,8 @@ def _table_input(name: str, location: str, kind: str, columns: dict[str, str], q
                       "SerdeInfo": {"SerializationLibrary": _PARQUET_SERDE,
                                     "Parameters": {"serialization.format": "1"}}}
     else:
-        delimiter = spec.get("Delimiter") or ","
-        quote = spec.get("QuoteSymbol") or '"'
+        delimiter, quote = first.delimiter, first.quote
+        quoted = any(f.quoted for f in files)
         serde = spec.get("Serde")
         use_open_csv = serde == "OpenCSVSerDe" or (serde in (None, "", "None") and quoted)
         if use_open_csv:
@@ -397,16 +577,18 @@ def _table_input(name: str, location: str, kind: str, columns: dict[str, str], q
             serde_info = {"SerializationLibrary": _LAZY_SERDE, "Parameters": {"field.delim": delimiter}}
         sd_formats = {"InputFormat": _TEXT_IN, "OutputFormat": _TEXT_OUT, "SerdeInfo": serde_info}
         params.update({"delimiter": delimiter, "columnsOrdered": "true", "areColumnsQuoted": str(quoted).lower()})
-        if spec.get("ContainsHeader", "UNKNOWN") != "ABSENT":
+        if first.header:
             params["skip.header.line.count"] = "1"
+    if not location.endswith("/"):
+        location += "/"
     return {
         "Name": name,
         "TableType": "EXTERNAL_TABLE",
         "Parameters": params,
-        "StorageDescriptor": {"Columns": cols, "Location": location, "Compressed": False,
+        "StorageDescriptor": {"Columns": cols, "Location": location, "Compressed": compression != "none",
                               "NumberOfBuckets": -1, "StoredAsSubDirectories": False,
                               "Parameters": dict(params), **sd_formats},
-        "PartitionKeys": [],
+        "PartitionKeys": [{"Name": k, "Type": "string"} for k in group.partition_keys],
     }
 
 

@@ -43,6 +43,12 @@ class EtlStats:
     pii_rows_scanned: int = 0
     write_mode: str = "overwrite"
     seconds: float = 0.0
+    #: ``--job-bookmark-option`` of the run, and what the bookmark let it read.
+    bookmark: str = "job-bookmark-disable"
+    files_read: list[str] = field(default_factory=list)
+    files_skipped: int | None = 0
+    #: The ``name=value`` partition the rows were written to (None: unpartitioned).
+    partition: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -71,8 +77,8 @@ def local_spark(cores: int = 1, *, app_name: str = "pipekit", memory: str = "2g"
     return spark
 
 
-def read_customers_csv(spark: Any, source: str, options: CsvOptions | None = None) -> Any:
-    """Read the CSV at ``source`` (file or prefix) with its header; every column stays a string."""
+def read_customers_csv(spark: Any, source: str | Sequence[str], options: CsvOptions | None = None) -> Any:
+    """Read the CSV at ``source`` (file, prefix or list of files) with its header; every column stays a string."""
     options = options or CsvOptions()
     reader = spark.read.options(
         header=True,
@@ -85,9 +91,9 @@ def read_customers_csv(spark: Any, source: str, options: CsvOptions | None = Non
         mode="FAILFAST",  # a malformed row stops the job instead of silently becoming nulls
     )
     try:
-        return reader.csv(source)
+        return reader.csv(source if isinstance(source, str) else list(source))
     except Exception as exc:
-        raise _input_error(exc, source) from exc
+        raise _input_error(exc, source if isinstance(source, str) else ", ".join(source)) from exc
 
 
 def check_columns(columns: Sequence[str], source: str, required: Sequence[str] = REQUIRED_COLUMNS) -> None:
@@ -117,8 +123,12 @@ def run_customers_etl(
     csv: CsvOptions | None = None,
     write_mode: str = "overwrite",
     temp_dir: str | None = None,
+    files: Sequence[str] | None = None,
+    partition: tuple[str, str] | None = None,
 ) -> EtlStats:
-    """Read ``source`` CSV, mask it with ``policy`` (default GLUE_CUSTOMER_POLICY), write snappy Parquet to ``target``."""
+    """Read ``source`` CSV (only ``files`` of it when given, e.g. what the job bookmark let through), mask it
+    with ``policy`` (default GLUE_CUSTOMER_POLICY), write snappy Parquet to ``target`` (into the
+    ``partition`` (name, value) directory when given). An empty ``files`` writes nothing."""
     from pyspark.sql import Observation
     from pyspark.sql import functions as F
 
@@ -129,7 +139,11 @@ def run_customers_etl(
 
         policy = GLUE_CUSTOMER_POLICY
     started = time.perf_counter()
-    frame = read_customers_csv(spark, source, csv)
+    part = f"{partition[0]}={partition[1]}" if partition else None
+    if files is not None and not files:  # the bookmark says nothing is new: a successful run that adds nothing
+        return EtlStats(source=source, target=target, rows_in=0, rows_out=0, columns=[], masked={},
+                        write_mode=write_mode, seconds=round(time.perf_counter() - started, 3))
+    frame = read_customers_csv(spark, source if files is None else files, csv)
     check_columns(frame.columns, source, required)
     try:
         empty = not frame.head(1)
@@ -148,11 +162,13 @@ def run_customers_etl(
     # Counts come from the write itself (Observation), so the data is read and masked exactly once.
     observation = Observation("pipekit_masking")
     observed = frame.select(*exprs).observe(observation, F.count(F.lit(1)).alias("__rows__"), *count_exprs(rules))
+    writer_frame = observed.withColumn(partition[0], F.lit(partition[1])) if partition else observed
     # Overwrite goes through a staging directory that replaces the target only once every row is written:
     # a bad row halfway through the input leaves the previous output in place.
     staging = _staging_path(target, temp_dir) if write_mode == "overwrite" else target
     try:
-        observed.write.mode(write_mode).option("compression", "snappy").parquet(staging)
+        writer = writer_frame.write.mode(write_mode).option("compression", "snappy")
+        (writer.partitionBy(partition[0]) if partition else writer).parquet(staging)
     except Exception as exc:
         if staging != target:
             _delete(spark, staging)
@@ -175,6 +191,7 @@ def run_customers_etl(
         pii_detected={c: dict(e) for c, e in (pii.findings.items() if pii else ())},
         pii_rows_scanned=pii.rows_scanned if pii else 0,
         write_mode=write_mode,
+        partition=part,
         seconds=round(time.perf_counter() - started, 3),
     )
 

@@ -3,7 +3,8 @@ detected PII masked) and write them as snappy Parquet.
 
 Job arguments: --JOB_NAME NAME --source_path s3://.../customers_csv/ --target_path s3://.../customers_parquet/
                [--policy s3://.../policy.yaml] [--TempDir s3://.../temp-dir/] [--detect_pii true|false]
-               [--pii_sample 1000] [--multiline false]
+               [--pii_sample 1000] [--multiline false] [--job-bookmark-option job-bookmark-enable|pause|disable]
+               [--ingest_date YYYY-MM-DD]
 
 Glue 5.0 (Spark 3.5, Python 3.11) gets pipekit from ``--extra-py-files s3://BUCKET/scripts/pipekit.zip``.
 Locally: ``python adapters/glue/customers_etl.py --JOB_NAME local --source_path in.csv --target_path out/``.
