@@ -1,5 +1,8 @@
 """CodePipeline Invoke action -> pipekit Glue deployment -> job result. Thin: parse, call, report.
 
+``filter_handler`` is the other entry point in the same zip: the EventBridge target for CodeCommit pushes,
+which starts the pipeline only when a watched directory changed (:mod:`pipekit.deploy.trigger`).
+
 Every path reports to CodePipeline, once: success (with a continuation token while Glue runs go on),
 failure with the reason, unexpected exceptions, and a watchdog when the Lambda is about to time out.
 Only when CodePipeline accepts no result at all (throttled past every retry) does the Lambda itself fail.
@@ -12,7 +15,7 @@ import logging
 import os
 from typing import Any
 
-from pipekit.deploy import pipeline
+from pipekit.deploy import pipeline, trigger
 from pipekit.deploy.event import DeploySettings, parse_event
 from pipekit.deploy.lambda_support import Deadline, Reporter, ResultNotSent, failure_message, make_source
 from pipekit.errors import PipekitError
@@ -44,3 +47,10 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         return {"jobId": job.job_id, "status": "failed", "summary": message}
     finally:
         deadline.disarm()
+
+
+def filter_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """EventBridge entry point: start the deploy pipeline for a push that touched a watched directory."""
+    # A bad environment or an AWS error fails the invocation: Lambda retries the event, then drops it
+    # (the next watched push deploys everything since the last successful deployment).
+    return trigger.handle(event, trigger.FilterSettings.from_env(os.environ))

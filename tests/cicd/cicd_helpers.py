@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
+import uuid
 from pathlib import Path
+from typing import Any
 
 EVENTS = Path(__file__).parent / "events"
 BUCKET = "glue-assets-cicd"
@@ -80,3 +83,34 @@ def job_record(job_id: str) -> dict:
     from pipekit.local.codepipeline_twin import twin_call
 
     return twin_call(os.environ["AWS_ENDPOINT_URL"], "CodePipeline_20150709.PipekitGetJob", {"jobId": job_id})["job"]
+
+
+class _Http:
+    status_code = 200
+
+
+class Starts:
+    """A boto3 session whose StartPipelineExecution calls are recorded and answered without a pipeline."""
+
+    def __init__(self) -> None:
+        import boto3
+
+        self.calls: list[dict[str, Any]] = []
+        self.session = boto3.Session()
+        self.session.events.register("before-call.codepipeline.StartPipelineExecution", self._answer)
+
+    def _answer(self, params: dict[str, Any], **kwargs: Any) -> tuple[_Http, dict[str, Any]]:
+        self.calls.append(json.loads(params["body"]))
+        return _Http(), {"pipelineExecutionId": f"exec-{len(self.calls)}", "ResponseMetadata": {"HTTPStatusCode": 200}}
+
+
+def push_event(repo: GlueRepo, commit: str, old: str | None = None, branch: str = "main") -> dict[str, Any]:
+    """A CodeCommit state-change event for a push of ``commit`` (``old``..``commit``) to ``branch``."""
+    detail: dict[str, Any] = {"event": "referenceUpdated" if old else "referenceCreated",
+                              "referenceType": "branch", "referenceName": branch,
+                              "referenceFullName": f"refs/heads/{branch}", "repositoryName": repo.name,
+                              "commitId": commit}
+    if old:
+        detail["oldCommitId"] = old
+    return {"version": "0", "id": str(uuid.uuid4()), "detail-type": "CodeCommit Repository State Change",
+            "source": "aws.codecommit", "detail": detail}

@@ -217,6 +217,8 @@ def to_request(service: str, operation: str, params: Mapping[str, Any],
         return Request(action, f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter{params['Name']}")
     if service == "codepipeline" and operation in ("PutJobSuccessResult", "PutJobFailureResult"):
         return Request(action, "*")
+    if service == "codepipeline" and operation == "StartPipelineExecution":
+        return Request(action, f"arn:aws:codepipeline:{REGION}:{ACCOUNT}:{params['name']}")
     if service == "s3":
         s3_actions = {"GetObject": "s3:GetObject", "HeadObject": "s3:GetObject", "PutObject": "s3:PutObject"}
         if operation in s3_actions:

@@ -1,4 +1,4 @@
-"""cicd.yaml's deploy role against the calls the Lambda really makes, recorded during handler runs.
+"""cicd.yaml's deploy and filter roles against the calls their Lambdas really make, recorded during handler runs.
 
 Every boto3 call the handler makes (recorded through a botocore event hook on each client pipekit builds)
 must be allowed by the DeployFunctionRole's policies; the same calls on a job this pipeline does not own
@@ -14,17 +14,20 @@ from typing import Any
 
 import boto3
 import pytest
-from cicd_helpers import ARTIFACTS, BUCKET, ROLE, GlueRepo, job_config
+from cicd_helpers import ARTIFACTS, BUCKET, ROLE, GlueRepo, Starts, job_config, push_event
 from iam_eval import Request, Resolver, decide, glue_job_arn, to_requests
 
 from pipekit.aws import _calls, _client
 from pipekit.aws.cloudformation import load_template
+from pipekit.deploy import trigger
 from pipekit.local.codepipeline_twin import run_on_push
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "infra" / "cloudformation" / "cicd.yaml"
 OWNER = "glue-etl"
 PHYSICAL = {"Repository": OWNER, "ArtifactBucket": ARTIFACTS, "DeployLogGroup": f"/aws/lambda/{OWNER}-glue-deploy",
-            "CicdKey": "1234abcd-12ab-34cd-56ef-1234567890ab", "DeployFunction": f"{OWNER}-glue-deploy"}
+            "CicdKey": "1234abcd-12ab-34cd-56ef-1234567890ab", "DeployFunction": f"{OWNER}-glue-deploy",
+            "Pipeline": f"{OWNER}-glue-deploy", "FilterLogGroup": f"/aws/lambda/{OWNER}-glue-deploy-filter",
+            "FilterFunction": f"{OWNER}-glue-deploy-filter"}
 OK_SCRIPT = "print('ok')\n"
 FAIL_SCRIPT = "import time\ntime.sleep(0.5)\nraise ValueError('bad input')\n"
 LONG_SCRIPT = "import time\ntime.sleep(60)\n"
@@ -179,3 +182,39 @@ def test_the_evaluator_applies_deny_over_allow_wildcards_and_conditions() -> Non
         == "implicit-deny"
     with pytest.raises(ValueError, match="NumericLessThan"):
         decide([{**tagged, "Condition": {"NumericLessThan": {"x": "1"}}}], Request("glue:StartJobRun", job))
+
+
+def _filter_settings(resolver: Resolver) -> trigger.FilterSettings:
+    """The filter function's settings from its environment as the template sets it."""
+    env = resolver.resolve(resolver.template["Resources"]["FilterFunction"]["Properties"]["Environment"]["Variables"])
+    return trigger.FilterSettings.from_env(env)
+
+
+def test_the_filter_role_allows_what_the_filter_calls_and_nothing_on_other_repos(glue_repo: GlueRepo,
+                                                                                 recorded) -> None:
+    resolver = _resolver("")
+    statements = resolver.role_statements("FilterFunctionRole")
+    settings = _filter_settings(resolver)
+    assert settings.watched == tuple(_user_parameters(resolver)["watched"].split(","))  # one setting, both Lambdas
+    assert (settings.pipeline, settings.repository) == (f"{OWNER}-glue-deploy", OWNER)
+    starts = Starts()
+    first = glue_repo.commit({"glue/jobs/a.json": job_config()}, "first")  # no parent, no oldCommitId
+    docs = glue_repo.commit({"README.md": "docs\n"}, "docs")
+    _INSIDE.append(True)
+    try:
+        assert trigger.handle(push_event(glue_repo, first), settings, session=starts.session)["action"] == "start"
+        assert trigger.handle(push_event(glue_repo, docs, old=first), settings,
+                              session=starts.session)["action"] == "skip"
+    finally:
+        _INSIDE.pop()
+    requests = [r for service, op, p, tags in recorded for r in to_requests(service, op, p, tags)]
+    assert {r.action for r in requests} == {"codecommit:GetCommit", "codecommit:GetDifferences",
+                                            "codepipeline:StartPipelineExecution"}
+    denied = [(r, decide(statements, r)) for r in requests if decide(statements, r) != "allow"]
+    assert denied == [], denied
+    for r in requests:  # the same calls on another repository or pipeline
+        other = Request(r.action, r.resource.rsplit(":", 1)[0] + ":someone-else")
+        assert decide(statements, other) == "implicit-deny", other
+    for action in ("codecommit:GetFile", "codepipeline:PutJobSuccessResult", "glue:StartJobRun",
+                   "codepipeline:StopPipelineExecution"):
+        assert decide(statements, Request(action, "*")) == "implicit-deny", action

@@ -67,6 +67,32 @@ def test_pipeline_is_v2_source_then_lambda_and_started_by_eventbridge(template: 
     assert res["DeployLogGroup"]["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
 
 
+def test_the_rule_starts_the_filter_step_not_the_pipeline(template: dict[str, Any]) -> None:
+    """Directories trigger, nothing else: the rule's only target is the filter Lambda (same zip), which
+    EventBridge may invoke; the filter and the deploy action read one WatchedPaths setting."""
+    res = template["Resources"]
+    assert [t["Arn"] for t in res["OnCommitRule"]["Properties"]["Targets"]] == [{"Fn::GetAtt": ["FilterFunction", "Arn"]}]
+    assert not any(r["Type"] == "AWS::IAM::Role" and "events.amazonaws.com" in json.dumps(r) for r in res.values())
+    fn = res["FilterFunction"]["Properties"]
+    assert fn["Handler"] == "handler.filter_handler" and fn["Code"] == res["DeployFunction"]["Properties"]["Code"]
+    assert fn["Environment"]["Variables"]["WATCHED"] == {"Ref": "WatchedPaths"}
+    assert fn["Environment"]["Variables"]["PIPELINE_NAME"] == {"Ref": "Pipeline"}
+    assert fn["LoggingConfig"]["LogGroup"] == {"Ref": "FilterLogGroup"}
+    perm = res["FilterInvokePermission"]["Properties"]
+    assert (perm["Principal"], perm["SourceArn"]) == ("events.amazonaws.com", {"Fn::GetAtt": ["OnCommitRule", "Arn"]})
+    invoke = res["Pipeline"]["Properties"]["Stages"][1]["Actions"][0]
+    assert '"watched": "${WatchedPaths}"' in invoke["Configuration"]["UserParameters"]["Fn::Sub"]
+    filter_role = res["FilterFunctionRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+    granted = {a for st in filter_role for a in (st["Action"] if isinstance(st["Action"], list) else [st["Action"]])}
+    assert granted == {"logs:CreateLogStream", "logs:PutLogEvents", "xray:PutTraceSegments",
+                       "xray:PutTelemetryRecords", "codecommit:GetDifferences", "codecommit:GetCommit",
+                       "codepipeline:StartPipelineExecution"}
+    text = TEMPLATE.read_text()
+    docs = (TEMPLATE.parents[2] / "docs" / "cicd.md").read_text()
+    for said in (text, docs):  # which mechanism, for which source
+        assert "filter" in said and "FilePaths" in said, said[:200]
+
+
 def _statements(template: dict[str, Any]) -> list[dict[str, Any]]:
     out = []
     for res in template["Resources"].values():

@@ -1,8 +1,9 @@
 """infra/cloudformation/cicd.yaml on a fresh twin, driven only by the unchanged AWS CLI and git.
 
 create-stack provisions the template as it is (CodeCommit repository, V2 pipeline, EventBridge rule,
-Lambda from its zip in S3, ...); a ``git push`` to the stack's CloneUrlHttp emits the CodeCommit event,
-the rule starts the pipeline, Source zips the commit into the artifact bucket and the Invoke action runs
+Lambdas from their zip in S3, ...); a ``git push`` to the stack's CloneUrlHttp emits the CodeCommit event,
+the rule runs the filter Lambda, which starts the pipeline for a push touching a watched directory (and
+logs why it skipped any other); Source zips the commit into the artifact bucket and the Invoke action runs
 the deploy Lambda from its zip in a process of its own until it reports a final result.
 """
 
@@ -82,6 +83,18 @@ class Stack:
         return self.aws("codepipeline", "list-pipeline-executions", "--pipeline-name",
                         self.pipeline)["pipelineExecutionSummaries"]
 
+    def filter_said(self, commit: str, timeout: float = 60.0) -> dict[str, Any]:
+        """The filter Lambda's structured log line for ``commit`` (it runs asynchronously after the push)."""
+        folder = self.twin.state_dir / "lambda" / "logs" / self.outputs["FilterFunctionName"]
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for log_file in sorted(folder.glob("*.log")) if folder.exists() else []:
+                for line in log_file.read_text().splitlines():
+                    if '"pipekit": "trigger"' in line and commit in line:
+                        return dict(json.loads(line[line.index("{"):]))
+            time.sleep(0.5)
+        raise AssertionError(f"the filter logged nothing for {commit} in {timeout:.0f}s")
+
     def wait_for(self, commit: str, timeout: float = 240.0) -> dict[str, Any]:
         """The execution for ``commit`` once it is no longer InProgress."""
         deadline = time.monotonic() + timeout
@@ -142,8 +155,8 @@ def test_create_stack_resources_and_outputs(stack: Stack) -> None:
     resources = stack.aws("cloudformation", "describe-stack-resources", "--stack-name", STACK)["StackResources"]
     by_id = {r["LogicalResourceId"]: r for r in resources}
     template_ids = {"CicdKey", "Repository", "ArtifactBucket", "ArtifactBucketPolicy", "DeployLogGroup",
-                    "DeployFunctionRole", "DeployFunction", "PipelineRole", "Pipeline", "StartPipelineRole",
-                    "OnCommitRule"}
+                    "DeployFunctionRole", "DeployFunction", "PipelineRole", "Pipeline", "FilterLogGroup",
+                    "FilterFunctionRole", "FilterFunction", "FilterInvokePermission", "OnCommitRule"}
     assert set(by_id) == template_ids
     assert {r["ResourceStatus"] for r in resources} == {"CREATE_COMPLETE"}
     assert all(r["PhysicalResourceId"] for r in resources)
@@ -172,7 +185,12 @@ def test_create_stack_resources_and_outputs(stack: Stack) -> None:
     fn = stack.aws("lambda", "get-function-configuration", "--function-name", out["DeployFunctionName"])
     assert (fn["Handler"], fn["Runtime"], fn["Timeout"]) == ("handler.handler", "python3.12", 300)
     rule = stack.aws("events", "list-targets-by-rule", "--rule", by_id["OnCommitRule"]["PhysicalResourceId"])
-    assert rule["Targets"][0]["Arn"] == f"arn:aws:codepipeline:us-east-1:123456789012:{out['PipelineName']}"
+    filter_fn = stack.aws("lambda", "get-function-configuration", "--function-name", out["FilterFunctionName"])
+    assert rule["Targets"][0]["Arn"] == filter_fn["FunctionArn"]
+    assert filter_fn["Handler"] == "handler.filter_handler"
+    assert filter_fn["Environment"]["Variables"] == {
+        "PIPELINE_NAME": out["PipelineName"], "REPOSITORY_NAME": "pipekit-glue-jobs", "BRANCH_NAME": "main",
+        "WATCHED": "glue/jobs,glue/scripts", "SOURCE_ACTION": "Source"}
 
 
 def test_pipekit_provisioning_and_the_cli_deploy_flow(stack: Stack) -> None:
@@ -223,10 +241,12 @@ def test_push_runs_the_pipeline_then_a_docs_push(stack: Stack) -> None:
     started = time.monotonic()
     stack.git("push", "-q", "origin", "main", cwd=clone)
 
+    said = stack.filter_said(commit)
+    assert said["action"] == "start" and said["branch"] == "main", said
+    assert set(said["paths"]) == {"glue/jobs/hello.json", "glue/scripts/hello.py"}
     running = stack.executions()
-    assert len(running) == 1 and running[0]["status"] == "InProgress"
-    assert running[0]["trigger"]["triggerType"] == "CloudWatchEvent"
-    assert ":rule/" in running[0]["trigger"]["triggerDetail"]
+    assert [e["pipelineExecutionId"] for e in running] == [said["pipelineExecutionId"]]
+    assert running[0]["trigger"]["triggerType"] == "StartPipelineExecution"  # by the filter Lambda
 
     done = stack.wait_for(commit)
     print(f"push -> Succeeded: {time.monotonic() - started:.1f}s")
@@ -262,21 +282,17 @@ def test_push_runs_the_pipeline_then_a_docs_push(stack: Stack) -> None:
     invocations = sorted((stack.twin.state_dir / "lambda" / "logs" / stack.outputs["DeployFunctionName"]).glob("*.log"))
     assert len(invocations) >= 2, invocations
 
-    # A docs-only commit. Today the rule starts the pipeline on every commit to the branch (the directory
-    # filter step is not built yet), so an execution runs; the Lambda finds no job config changed and
-    # neither updates nor runs the job.
+    # A docs-only commit: the filter diffs it, logs why it skips it, and starts no execution.
     (clone / "README.md").write_text("# Glue jobs\n")
     stack.git("add", "-A", cwd=clone)
     stack.git("commit", "-q", "-m", "Docs", cwd=clone)
     docs_commit = stack.git("rev-parse", "HEAD", cwd=clone)
     stack.git("push", "-q", "origin", "main", cwd=clone)
-    docs = stack.wait_for(docs_commit)
-    assert docs["status"] == "Succeeded", docs
-    docs_actions = stack.aws("codepipeline", "list-action-executions", "--pipeline-name", stack.pipeline, "--filter",
-                             f"pipelineExecutionId={docs['pipelineExecutionId']}")["actionExecutionDetails"]
-    docs_summary = {a["actionName"]: a for a in docs_actions}["ReconcileAndRun"]["output"]["executionResult"]
-    assert "nothing to deploy" in docs_summary["externalExecutionSummary"], docs_summary
-    assert len(stack.executions()) == 2
+    skipped = stack.filter_said(docs_commit)
+    assert skipped == {"pipekit": "trigger", "action": "skip", "commit": docs_commit, "branch": "main",
+                       "repository": "pipekit-glue-jobs",
+                       "why": "none of the 1 changed path(s) is under glue/jobs, glue/scripts"}, skipped
+    assert len(stack.executions()) == 1
     assert [r["JobRunState"] for r in stack.aws("glue", "get-job-runs", "--job-name", "hello")["JobRuns"]] == [
         "SUCCEEDED"]
 
@@ -288,6 +304,7 @@ def test_push_runs_the_pipeline_then_a_docs_push(stack: Stack) -> None:
     stack.git("push", "-q", "origin", "main", cwd=clone)
     bad = stack.wait_for(bad_commit)
     assert bad["status"] == "Failed" and "hello.json" in bad.get("statusSummary", ""), bad
+    assert len(stack.executions()) == 2  # one per watched push, none for the docs push
     deploy_state = stack.aws("codepipeline", "get-pipeline-state", "--name", stack.pipeline)["stageStates"][1]
     assert deploy_state["latestExecution"] == {"pipelineExecutionId": bad["pipelineExecutionId"], "status": "Failed"}
     error = deploy_state["actionStates"][0]["latestExecution"]["errorDetails"]
@@ -410,3 +427,29 @@ def test_a_push_event_reaches_a_lambda_target(stack: Stack) -> None:
         "referenceFullName": "refs/heads/main", "referenceName": "main", "referenceType": "branch",
         "repositoryId": "-", "repositoryName": "events-probe", "commitId": commit}
     assert event["resources"] == [outputs["Arn"]]
+
+
+def test_start_pipeline_execution_takes_a_token_and_a_source_revision_override(stack: Stack) -> None:
+    """What the filter Lambda relies on: a repeated clientRequestToken starts no second execution, and
+    a COMMIT_ID override is the commit Source fetches (an unknown one fails the Source action)."""
+    params = [f"ParameterKey={k},ParameterValue={v}" for k, v in {
+        "RepositoryName": "token-probe", "ScriptsBucketName": "pipekit-cicd-scripts",
+        "GlueJobRoleArn": stack.role_arn, "LambdaCodeBucket": "pipekit-cicd-code"}.items()]
+    stack.aws("cloudformation", "create-stack", "--stack-name", "token-probe", "--template-body",
+              f"file://{TEMPLATE}", "--capabilities", "CAPABILITY_IAM", "--parameters", *params)
+    stack.aws("cloudformation", "wait", "stack-create-complete", "--stack-name", "token-probe")
+    bogus = "0123456789abcdef0123456789abcdef01234567"
+    start = ["codepipeline", "start-pipeline-execution", "--name", "token-probe-glue-deploy",
+             "--client-request-token", "event-1", "--source-revisions",
+             f"actionName=Source,revisionType=COMMIT_ID,revisionValue={bogus}"]
+    first = stack.aws(*start)["pipelineExecutionId"]
+    assert stack.aws(*start)["pipelineExecutionId"] == first
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        runs = stack.aws("codepipeline", "list-pipeline-executions", "--pipeline-name",
+                         "token-probe-glue-deploy")["pipelineExecutionSummaries"]
+        if runs[0]["status"] != "InProgress":
+            break
+        time.sleep(0.5)
+    assert [(r["pipelineExecutionId"], r["status"]) for r in runs] == [(first, "Failed")]
+    assert bogus in runs[0]["statusSummary"], runs

@@ -182,3 +182,14 @@ def _watched(value: str | list[str]) -> tuple[tuple[str, ...], list[str]]:
     item_schema = user_parameters_schema()["properties"]["watched"]["items"]
     problems = [_problem(p, msg) for i, d in enumerate(dirs) for p, msg in iter_errors(d, item_schema, ("watched", i))]
     return tuple(dirs), problems
+
+
+def parse_watched(value: str | list[str], *, where: str = "watched") -> tuple[str, ...]:
+    """The watched directories from a list or a comma-separated string (as in UserParameters); ConfigError if bad."""
+    dirs, problems = _watched(value)
+    if not dirs:
+        problems.append("names no directory")
+    if problems:
+        lines = "\n".join(f"  - {p}" for p in problems)
+        raise ConfigError(f"{where} has {len(problems)} problem(s):\n{lines}", hint=_SCHEMA_HINT)
+    return dirs

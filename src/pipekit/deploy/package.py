@@ -23,7 +23,8 @@ MODULES: tuple[str, ...] = (
     "aws/_client.py", "aws/_calls.py", "aws/glue.py", "aws/codecommit.py", "aws/codepipeline.py", "aws/ssm.py",
     "deploy/__init__.py", "deploy/_jsonschema.py", "deploy/_s3.py", "deploy/apply.py", "deploy/config.py",
     "deploy/event.py", "deploy/lambda_support.py", "deploy/local.py", "deploy/pipeline.py", "deploy/plan.py",
-    "deploy/runs.py", "deploy/sources.py", "deploy/schema.json", "deploy/user_parameters.schema.json",
+    "deploy/runs.py", "deploy/sources.py", "deploy/trigger.py", "deploy/schema.json",
+    "deploy/user_parameters.schema.json",
 )
 _STUBS = {
     "pipekit/__init__.py": '"""pipekit: the Glue deploy subset packaged for the CodePipeline Lambda."""\n\n'

@@ -11,6 +11,8 @@ the subclasses are found, and records the twin's endpoint and state directory th
   go to moto's CodePipeline backend (which checks the role and the stage count); executions are the
   twin's (:mod:`pipekit.local.pipeline_runs`).
 - ``AWS::S3::BucketPolicy``: recorded on the stack, not attached (see :class:`TwinBucketPolicy`).
+- ``AWS::Lambda::Permission``: moto's adds the statement but has no physical id (describe-stack-resources
+  then lacks ``PhysicalResourceId``); :class:`TwinLambdaPermission` does both.
 
 :func:`register` also makes a stack whose resources moto fails to create end like a failed AWS stack
 (``ROLLBACK_COMPLETE``, the reason in its events) instead of a 500 and a stack left CREATE_IN_PROGRESS.
@@ -25,6 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import moto.awslambda.models  # noqa: F401  # moto's Lambda models first: the twin's Permission below overrides
 from moto.core.common_models import CloudFormationModel
 
 log = logging.getLogger("pipekit.local.cfn_models")
@@ -386,6 +389,60 @@ class TwinBucketPolicy(CloudFormationModel):
     ) -> TwinBucketPolicy:
         return cls.create_from_cloudformation_json(original_resource.name, cloudformation_json, account_id,
                                                    region_name)
+
+    @classmethod
+    def delete_from_cloudformation_json(
+        cls, resource_name: str, cloudformation_json: dict[str, Any], account_id: str, region_name: str,
+    ) -> None:
+        return None
+
+    def is_created(self) -> bool:
+        return True
+
+
+# -------------------------------------------------------------------------------------- Lambda
+
+
+class TwinLambdaPermission(CloudFormationModel):
+    """AWS::Lambda::Permission: the statement on the function's policy (as moto does), with a physical id.
+
+    Defined after moto's ``Permission`` (imported first), so it wins in moto's type map.
+    """
+
+    def __init__(self, statement_id: str, function_name: str) -> None:
+        self.statement_id = statement_id
+        self.function_name = function_name
+
+    @property
+    def physical_resource_id(self) -> str:
+        return self.statement_id
+
+    @staticmethod
+    def cloudformation_name_type() -> str:
+        return ""
+
+    @staticmethod
+    def cloudformation_type() -> str:
+        return "AWS::Lambda::Permission"
+
+    @classmethod
+    def has_cfn_attr(cls, attr: str) -> bool:
+        return False
+
+    @classmethod
+    def create_from_cloudformation_json(
+        cls, resource_name: str, cloudformation_json: dict[str, Any], account_id: str, region_name: str,
+        **kwargs: Any,
+    ) -> TwinLambdaPermission:
+        import json
+
+        from moto.awslambda.models import lambda_backends
+
+        props = dict(cloudformation_json.get("Properties", {}))
+        props.setdefault("StatementId", resource_name)
+        fn = lambda_backends[account_id][region_name].get_function(str(props["FunctionName"]))
+        fn.policy.add_statement(raw=json.dumps(props))
+        return cls(str(props["StatementId"]), fn.function_name)
 
     @classmethod
     def delete_from_cloudformation_json(

@@ -40,9 +40,12 @@ log = logging.getLogger("pipekit.local.lambda_runner")
 RUNTIME_PACKAGES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six")
 
 _RUNNER = r"""
-import importlib, json, sys, time, traceback
+import importlib, json, logging, sys, time, traceback
 code_dir, runtime_dir, handler_spec, timeout_s, request_id, function_name, result_path = sys.argv[1:8]
 sys.path[:0] = [code_dir, runtime_dir]
+# As the Lambda Python runtime: a root handler writing to the function's log, root level WARNING.
+logging.basicConfig(stream=sys.stdout, level=logging.WARNING,
+                    format="[%(levelname)s]\t%(asctime)s\t" + request_id + "\t%(message)s")
 started = time.monotonic()
 
 class Context:

@@ -62,9 +62,22 @@ def _pipeline(ctx: TwinContext, name: str) -> tuple[dict[str, Any], dict[str, An
 
 
 def start_execution(ctx: TwinContext, name: str, *, trigger: dict[str, str],
-                    variables: list[dict[str, str]] | None = None) -> str:
-    """Queue an execution of pipeline ``name``; returns its id."""
+                    variables: list[dict[str, str]] | None = None,
+                    source_revisions: list[dict[str, str]] | None = None,
+                    client_request_token: str | None = None) -> str:
+    """Queue an execution of pipeline ``name``; returns its id (the same one again for a repeated token)."""
     declaration, _ = _pipeline(ctx, name)
+    if client_request_token:
+        with _LOCK:
+            seen = _state(ctx).setdefault("tokens", {}).get((name, client_request_token))
+        if seen:
+            return str(seen)
+    overrides: dict[str, str] = {}
+    for rev in source_revisions or []:
+        if rev.get("revisionType") != "COMMIT_ID":
+            raise TwinFault("ValidationException", f"the pipekit twin overrides CodeCommit sources by COMMIT_ID "
+                                                   f"only, not {rev.get('revisionType')}")
+        overrides[rev["actionName"]] = rev["revisionValue"]
     now = time.time()
     execution: dict[str, Any] = {
         "pipelineName": name,
@@ -81,10 +94,13 @@ def start_execution(ctx: TwinContext, name: str, *, trigger: dict[str, str],
         "variables": [{"name": v["name"], "resolvedValue": v["value"]} for v in variables or []],
         "stages": {},
         "declaration": json.loads(json.dumps(declaration, default=str)),
+        "sourceOverrides": overrides,
     }
     state = _state(ctx)
     with _LOCK:
         state["executions"][execution["pipelineExecutionId"]] = execution
+        if client_request_token:
+            state["tokens"][(name, client_request_token)] = execution["pipelineExecutionId"]
         q = state["queues"].get(name)
         if q is None:
             q = state["queues"][name] = queue.Queue()
@@ -101,7 +117,9 @@ def start_execution(ctx: TwinContext, name: str, *, trigger: dict[str, str],
 def start_pipeline_execution(body: dict[str, Any], ctx: TwinContext) -> dict[str, Any]:
     trigger = {"triggerType": "StartPipelineExecution", "triggerDetail": f"arn:aws:iam::{ctx.account}:user/twin"}
     return {"pipelineExecutionId": start_execution(ctx, body.get("name", ""), trigger=trigger,
-                                                   variables=body.get("variables"))}
+                                                   variables=body.get("variables"),
+                                                   source_revisions=body.get("sourceRevisions"),
+                                                   client_request_token=body.get("clientRequestToken"))}
 
 
 def _public(execution: dict[str, Any]) -> dict[str, Any]:
@@ -312,9 +330,16 @@ def _codecommit_source(ctx: TwinContext, execution: dict[str, Any], record: dict
     config = action.get("configuration", {})
     repository, branch = config["RepositoryName"], config["BranchName"]
     git_dir = repo_dir(ctx.state_dir, ctx.region, repository)
+    # A source revision override (StartPipelineExecution sourceRevisions) names the commit; else the branch head.
+    wanted = execution.get("sourceOverrides", {}).get(action["name"])
     proc = subprocess.run(["git", "--git-dir", str(git_dir), "rev-parse", "--verify", "--quiet",
-                           f"refs/heads/{branch}^{{commit}}"], capture_output=True, text=True, check=False)
+                           f"{wanted}^{{commit}}" if wanted else f"refs/heads/{branch}^{{commit}}"],
+                          capture_output=True, text=True, check=False)
     commit = proc.stdout.strip()
+    if wanted and (proc.returncode != 0 or not commit):
+        message = f"The source revision override {wanted} is not a commit of the CodeCommit repository {repository}"
+        _update(execution, record, "Failed", summary=message, error=message)
+        return False, message
     if proc.returncode != 0 or not commit:
         message = (f"The action failed because no branch named {branch} was found in the selected "
                    f"AWS CodeCommit repository {repository}. Make sure you are using the correct branch name, "
