@@ -88,3 +88,53 @@ def test_put_file_and_blob(reset_twin) -> None:
 def test_missing_repository_is_an_aws_error(reset_twin) -> None:
     with pytest.raises(AwsError, match="RepositoryDoesNotExistException"):
         cc.get_branch_head("ghost", "main")
+
+
+def _shapes():
+    """tests/local/_shapes.py (botocore output-shape check), imported by path: tests/local is no package."""
+    import importlib.util
+    import sys
+
+    name = "pipekit_tests_shapes"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parents[1] / "local" / "_shapes.py")
+        assert spec and spec.loader
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+def _aws(*args: str) -> dict:
+    """The unchanged AWS CLI as a subprocess (AWS_* env points at the twin), its JSON answer."""
+    import json
+    import os
+    import sys
+
+    cli = Path(sys.executable).parent / "aws"
+    done = subprocess.run([str(cli), *args, "--output", "json"], capture_output=True, text=True,
+                          env=dict(os.environ), timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_list_repositories_and_branches_through_the_aws_cli(repo) -> None:
+    """https://docs.aws.amazon.com/codecommit/latest/APIReference/API_ListRepositories.html and
+    API_ListBranches.html: names + ids, sortBy/order honoured; branches from the repository's refs."""
+    _commit(repo, {"README.md": "x"}, "one")
+    _git(repo, "push", "-q", "origin", "main:feature/x")
+    boto3.client("codecommit").create_repository(repositoryName="aaa-first")
+
+    listed = _aws("codecommit", "list-repositories")
+    _shapes().assert_valid("codecommit", "ListRepositories", listed)
+    assert [r["repositoryName"] for r in listed["repositories"]] == ["aaa-first", "etl"]
+    assert all(r["repositoryId"] for r in listed["repositories"])
+    down = _aws("codecommit", "list-repositories", "--sort-by", "repositoryName", "--order", "descending")
+    assert [r["repositoryName"] for r in down["repositories"]] == ["etl", "aaa-first"]
+
+    branches = _aws("codecommit", "list-branches", "--repository-name", "etl")
+    _shapes().assert_valid("codecommit", "ListBranches", branches)
+    assert branches == {"branches": ["feature/x", "main"]}
+    assert _aws("codecommit", "list-branches", "--repository-name", "aaa-first") == {"branches": []}
+    with pytest.raises(Exception, match="RepositoryDoesNotExist"):
+        boto3.client("codecommit").list_branches(repositoryName="nope")

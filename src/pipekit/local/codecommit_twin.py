@@ -280,3 +280,50 @@ def put_file(body: dict[str, Any], ctx: TwinContext) -> dict[str, Any]:
     commit = _git(path, *args, env=who).decode().strip()
     _git(path, "update-ref", f"refs/heads/{branch}", commit)
     return {"commitId": commit, "blobId": blob, "treeId": tree}
+
+
+#: Items per page of ListRepositories / ListBranches (AWS returns up to 1,000 and a nextToken).
+_PAGE = 1000
+
+
+def _page(items: list[Any], token: str | None) -> tuple[list[Any], str | None]:
+    """One page of ``items`` from ``token`` (an offset written by an earlier page), and the next token."""
+    try:
+        start = int(token) if token else 0
+    except ValueError:
+        raise TwinFault("InvalidContinuationTokenException", "The continuation token is not valid.") from None
+    if start < 0 or start > len(items):
+        raise TwinFault("InvalidContinuationTokenException", "The continuation token is not valid.")
+    end = start + _PAGE
+    return items[start:end], (str(end) if end < len(items) else None)
+
+
+@operation(_T + "ListRepositories")
+def list_repositories(body: dict[str, Any], ctx: TwinContext) -> dict[str, Any]:
+    """ListRepositories: name and id of every repository, sorted by ``sortBy`` (repositoryName or
+    lastModifiedDate) in ``order`` (ascending or descending), 1,000 a page."""
+    sort_by, order = body.get("sortBy") or "repositoryName", body.get("order") or "ascending"
+    if sort_by not in ("repositoryName", "lastModifiedDate"):
+        raise TwinFault("InvalidSortByException", f"The sortBy value {sort_by} is not valid.")
+    if order not in ("ascending", "descending"):
+        raise TwinFault("InvalidOrderException", f"The order value {order} is not valid.")
+    metadata = [repo.repository_metadata for repo in _backend(ctx).repositories.values()]
+    metadata.sort(key=lambda m: str(m.get(sort_by) or m.get("repositoryName")), reverse=order == "descending")
+    page, token = _page(metadata, body.get("nextToken"))
+    out: dict[str, Any] = {"repositories": [{"repositoryName": m["repositoryName"], "repositoryId": m["repositoryId"]}
+                                            for m in page]}
+    if token:
+        out["nextToken"] = token
+    return out
+
+
+@operation(_T + "ListBranches")
+def list_branches(body: dict[str, Any], ctx: TwinContext) -> dict[str, Any]:
+    """ListBranches: the names of the repository's branches (from its git refs), 1,000 a page."""
+    path = _repo(ctx, body)
+    refs = _git(path, "for-each-ref", "--format=%(refname:strip=2)", "refs/heads/").decode().split()
+    page, token = _page(sorted(refs), body.get("nextToken"))
+    out: dict[str, Any] = {"branches": page}
+    if token:
+        out["nextToken"] = token
+    return out
