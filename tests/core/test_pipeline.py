@@ -51,6 +51,7 @@ def test_clean_dataframe_end_to_end(messy_customers: pd.DataFrame) -> None:
     assert report.rows_in == 8 and report.rows_out == 6
     assert report.counts == {
         "dropped_null": 2,
+        "control_chars": 0,
         "dropped_duplicate": 0,
         "masked.email": 6,
         "future": 1,

@@ -100,23 +100,53 @@ def test_row_hash_engines_agree_on_equality() -> None:
     table = pa.table({"a": ["x", "x", "y", None, ""], "b": ["1", "1", "1", "", None]})
     for hasher in (RowHasher(use_polars=False), RowHasher(use_polars=True)):
         h = hasher.hash_rows(table)
-        assert h[0] == h[1]
-        assert len(set(h.tolist())) == 4  # rows 3 and 4 differ only by null vs "" position
+        assert h.shape == (5, 2) and h.dtype == np.uint64
+        assert (h[0] == h[1]).all()
+        assert len({tuple(row) for row in h.tolist()}) == 4  # rows 3 and 4 differ only by null vs "" position
 
 
-def test_seen_rows_matches_a_set() -> None:
+def test_row_hashes_are_keyed_per_run() -> None:
+    # A fixed seed let crafted rows collide on purpose; each run now draws its own key.
+    table = pa.table({"a": ["x", "y"]})
+    for use_polars in (False, True):
+        first, second = RowHasher(use_polars=use_polars), RowHasher(use_polars=use_polars)
+        assert not (first.hash_rows(table) == second.hash_rows(table)).any()
+        same = RowHasher(seed=7, use_polars=use_polars).hash_rows(table)
+        assert (same == RowHasher(seed=7, use_polars=use_polars).hash_rows(table)).all()
+
+
+def _pairs(rng: np.random.Generator, n: int, hi_values: int, lo_values: int) -> np.ndarray:
+    return np.stack(
+        [rng.integers(0, hi_values, size=n), rng.integers(0, lo_values, size=n)], axis=1
+    ).astype(np.uint64)
+
+
+@pytest.mark.parametrize("hi_values", [3, 400])
+def test_seen_rows_matches_a_set(hi_values: int) -> None:
+    # hi_values=3: most pairs share their high half with another, so only the low half tells them apart
+    # (a colliding 64-bit hash must never drop a row).
     rng = np.random.default_rng(1)
     seen, reference = SeenRows(), set()
     for _ in range(50):
-        batch = rng.integers(0, 400, size=rng.integers(0, 60)).astype(np.uint64)
+        batch = _pairs(rng, int(rng.integers(0, 60)), hi_values, 40)
+        if hi_values == 3:
+            batch[:, 0] <<= np.uint64(62)  # spread over the buckets (top bits)
         keep = seen.first_new(batch)
         expected = []
-        for i, h in enumerate(batch.tolist()):
+        for i, h in enumerate(map(tuple, batch.tolist())):
             if h not in reference:
                 reference.add(h)
                 expected.append(i)
         assert keep.tolist() == expected
     assert len(seen) == len(reference)
+    assert seen.nbytes == 16 * len(reference)
+
+
+def test_two_rows_whose_64_bit_hashes_collide_are_both_kept() -> None:
+    seen = SeenRows()
+    assert seen.first_new(np.array([[5, 1]], dtype=np.uint64)).tolist() == [0]
+    assert seen.first_new(np.array([[5, 2], [5, 1], [5, 2]], dtype=np.uint64)).tolist() == [0]
+    assert len(seen) == 2
 
 
 # --- tricky but valid CSV ---------------------------------------------------------------------------

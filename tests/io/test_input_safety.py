@@ -102,8 +102,8 @@ def test_the_other_readers_catch_a_file_changed_while_read(
     src = _customers(tmp_path)
     real = _read.rebatch
 
-    def truncating(reader: Any, batch_rows: int) -> Any:
-        for i, table in enumerate(real(reader, batch_rows)):
+    def truncating(reader: Any, batch_rows: int, batch_bytes: int) -> Any:
+        for i, table in enumerate(real(reader, batch_rows, batch_bytes)):
             if i == 0:
                 _truncate(src)
             yield table

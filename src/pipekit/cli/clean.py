@@ -69,6 +69,24 @@ def _split(value: str | None) -> tuple[str, ...] | None:
     return items or None
 
 
+_UNITS = {"": 1, "b": 1, "k": 1 << 10, "kb": 1 << 10, "kib": 1 << 10, "m": 1 << 20, "mb": 1 << 20,
+          "mib": 1 << 20, "g": 1 << 30, "gb": 1 << 30, "gib": 1 << 30}  # fmt: skip
+
+
+def parse_bytes(value: str, option: str) -> int:
+    """'4MiB' -> 4194304, '512k' -> 524288, '1000' -> 1000 (binary units: 1 MB = 1 MiB here)."""
+    text = value.strip().lower().replace(" ", "")
+    digits = text.rstrip("abcdefghijklmnopqrstuvwxyz")
+    unit = text[len(digits) :]
+    try:
+        number = float(digits)
+    except ValueError:
+        number = -1.0
+    if unit not in _UNITS or number <= 0:
+        raise ConfigError(f"{option} {value!r} is not a size", hint=f"e.g. {option} 64MiB (or 512KiB, 1GiB)")
+    return max(1, int(number * _UNITS[unit]))
+
+
 def _parse_now(value: str | None) -> datetime | None:
     if value is None:
         return None
@@ -130,6 +148,18 @@ def clean_cmd(
     required: str | None = typer.Option(
         None, "--required", help="Comma-separated required columns (default id,name,email,timestamp)."
     ),
+    control_chars: str = typer.Option(
+        "strip",
+        "--control-chars",
+        help="Control characters in values (NUL, ESC, DEL, C1; not tab/CR/LF): 'strip' (remove, counted "
+        "in the report), 'reject' (stop with the row and column, nothing written) or 'keep'.",
+    ),
+    max_row_bytes: str = typer.Option(
+        "4MiB",
+        "--max-row-bytes",
+        help="Longest row accepted, all its fields together (e.g. 64MiB); a longer row stops the run "
+        "with its line number. Memory use grows with it.",
+    ),
     batch_rows: int = typer.Option(
         1 << 17, "--batch-rows", min=1, help="Rows per batch (memory vs. overhead)."
     ),
@@ -143,7 +173,12 @@ def clean_cmd(
         if bad_rows not in ("error", "quarantine"):
             raise ConfigError(f"--bad-rows must be 'error' or 'quarantine', not {bad_rows!r}")
         bad_rows_mode: BadRows = "quarantine" if bad_rows == "quarantine" else "error"
-        config = replace(_config(required, dedup_keys), formula_guard=formula_guard)
+        if control_chars not in ("strip", "reject", "keep"):
+            raise ConfigError(f"--control-chars must be 'strip', 'reject' or 'keep', not {control_chars!r}")
+        row_limit = parse_bytes(max_row_bytes, "--max-row-bytes")
+        config = replace(
+            _config(required, dedup_keys), formula_guard=formula_guard, control_chars=control_chars
+        )
         with _progress(input_csv, enabled=not (quiet or as_json)) as progress:
             report = clean_file(
                 input_csv,
@@ -156,6 +191,7 @@ def clean_cmd(
                 batch_rows=batch_rows,
                 progress=progress,
                 quarantine_dir=quarantine_dir,
+                max_row_bytes=row_limit,
             )
     if as_json:
         emit_json(report.to_dict())
@@ -282,6 +318,9 @@ def _print_clean(report: Any) -> None:
     for name, n in c.items():
         if name.startswith("masked."):
             table.add_row(Text(f"masked: {name[7:]}"), f"{n:,}")
+    if c.get("control_chars"):
+        mode = report.settings.get("control_chars", "strip")
+        table.add_row(f"values with control characters ({mode})", f"{c['control_chars']:,}")
     table.add_row("future timestamps flagged", f"{c.get('future', 0):,}")
     table.add_row("unparsable timestamps (kept, flag empty)", f"{c.get('timestamp_unparsable', 0):,}")
     guard = report.formula_guard

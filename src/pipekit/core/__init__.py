@@ -38,7 +38,11 @@ from pipekit.core.masking import (
     resolve_key,
 )
 from pipekit.core.normalize import (
+    CONTROL_CHAR_MODES,
+    CONTROL_CHARS,
     DEFAULT_REQUIRED,
+    ControlCharacterError,
+    apply_control_chars,
     drop_duplicates,
     drop_duplicates_table,
     drop_nulls,
@@ -72,6 +76,8 @@ from pipekit.core.timestamps import (
 from pipekit.core.validation import EMAIL_PATTERN, MAX_SAMPLE_ROWS, Problem, ValidationReport, validate
 
 __all__ = [
+    "CONTROL_CHARS",
+    "CONTROL_CHAR_MODES",
     "CUSTOMER_POLICY",
     "DEFAULT_KEY_ENV",
     "DEFAULT_REQUIRED",
@@ -91,10 +97,12 @@ __all__ = [
     "CleanReport",
     "CleaningConfig",
     "ColumnRule",
+    "ControlCharacterError",
     "MaskingPolicy",
     "PiiReport",
     "Problem",
     "ValidationReport",
+    "apply_control_chars",
     "apply_policy",
     "check_key",
     "clean_dataframe",

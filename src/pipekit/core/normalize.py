@@ -21,7 +21,7 @@ from pipekit.core._arrow import (
     is_stringlike,
     nulls_like,
 )
-from pipekit.errors import ConfigError
+from pipekit.errors import ConfigError, InputError
 
 DEFAULT_REQUIRED: tuple[str, ...] = ("id", "name", "email", "timestamp")
 
@@ -30,6 +30,24 @@ _WHITESPACE_RUN = r"[\s\p{Z}]+"
 # True where _WHITESPACE_RUN would change something: a run of two, or one that is not a plain space.
 _NEEDS_COLLAPSE = r"[\s\p{Z}]{2}|[\t\n\f\r]|[^\P{Z} ]"
 _ROW = "__pipekit_row"
+
+#: What cleaning does with control characters in values: remove them, stop the run, or leave them.
+CONTROL_CHAR_MODES: tuple[str, ...] = ("strip", "reject", "keep")
+# C0 controls (NUL included) and DEL and the C1 range, except tab, LF and CR, which CSV fields may
+# legitimately hold (LF/CR only inside quotes). Spreadsheets, terminals and C-string consumers of
+# the outputs misbehave on the others (a NUL truncates a value in many readers).
+CONTROL_CHARS = r"[\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]"
+
+
+class ControlCharacterError(InputError):
+    """A value holds a control character and the policy is ``reject``: ``row`` is 0-based in its batch."""
+
+    def __init__(self, column: str, row: int, codepoint: int) -> None:
+        super().__init__(
+            f"column {column!r}, row {row + 1} holds a control character (U+{codepoint:04X})",
+            hint="pass --control-chars strip to remove such characters (counted in the report)",
+        )
+        self.column, self.row, self.codepoint = column, row, codepoint
 
 
 # --- Arrow kernels -------------------------------------------------------------------------------
@@ -40,6 +58,46 @@ def trim_kernel(values: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArra
     if not is_stringlike(values.type):
         return values
     return pc.utf8_trim_whitespace(values)
+
+
+def control_chars_mask(values: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray | None:
+    """True where a string holds a control character other than tab, LF, CR; None for non-strings."""
+    if not is_stringlike(values.type):
+        return None
+    return pc.fill_null(pc.match_substring_regex(values, CONTROL_CHARS), False)
+
+
+def apply_control_chars(table: pa.Table, mode: str) -> tuple[pa.Table, int]:
+    """Apply a ``CONTROL_CHAR_MODES`` policy to every string column; (table, values with control chars).
+
+    ``reject`` raises ControlCharacterError naming the first such value's column and row.
+    """
+    if mode not in CONTROL_CHAR_MODES:
+        raise ConfigError(f"control_chars must be one of {', '.join(CONTROL_CHAR_MODES)}, got {mode!r}")
+    total = 0
+    columns = list(table.columns)
+    for i, column in enumerate(columns):
+        found = control_chars_mask(column)
+        if found is None:
+            continue
+        n = int(pc.sum(found).as_py() or 0)
+        if not n:
+            continue
+        total += n
+        if mode == "reject":
+            row = int(pc.index(found, True).as_py())
+            text = column[row].as_py()
+            codepoint = next(ord(ch) for ch in text if _is_control(ord(ch)))
+            raise ControlCharacterError(table.column_names[i], row, codepoint)
+        if mode == "strip":
+            columns[i] = pc.replace_substring_regex(column, CONTROL_CHARS, "")
+    if mode == "strip" and total:
+        table = pa.Table.from_arrays(columns, names=table.column_names)
+    return table, total
+
+
+def _is_control(codepoint: int) -> bool:
+    return (codepoint < 0x20 and codepoint not in (9, 10, 13)) or 0x7F <= codepoint <= 0x9F
 
 
 def names_kernel(values: pa.Array | pa.ChunkedArray, *, trimmed: bool = False) -> pa.Array | pa.ChunkedArray:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -172,15 +173,41 @@ def scan_pii(
     if sample is not None:
         data = data.slice(0, max(sample, 0))
     names = list(data.column_names if columns is None else columns)
-    missing = [c for c in names if c not in data.column_names]
+    present = set(data.column_names)  # not `in data.column_names`: it builds the list anew each time
+    missing = [c for c in names if c not in present]
     if missing:
         raise ConfigError(
             f"column(s) to scan not in the data: {', '.join(missing)}",
             hint=f"columns present: {', '.join(data.column_names)}",
         )
     findings = {}
-    for name in names:
-        found = scan_column(data.column(name))
+    index = {name: i for i, name in enumerate(data.column_names)}
+    for name in _columns_worth_scanning(data, names):
+        found = scan_column(data.column(index[name]))
         if found:
             findings[name] = MappingProxyType(found)
     return PiiReport(findings=MappingProxyType(findings), rows_scanned=data.num_rows)
+
+
+def _columns_worth_scanning(data: pa.Table, names: Sequence[str]) -> list[str]:
+    """``names`` less the string columns with no ASCII digit and no ``@`` anywhere: every entity needs
+    one, and a byte test per column is far cheaper than the regex (10,000 columns took 100 s).
+    """
+    keep = []
+    index = {name: i for i, name in enumerate(data.column_names)}  # column(name) searches every name
+    for name in names:
+        column = data.column(index[name])
+        if not is_stringlike(column.type) or any(_may_hold_pii(chunk) for chunk in column.chunks):
+            keep.append(name)
+    return keep
+
+
+def _may_hold_pii(chunk: pa.Array) -> bool:
+    """Whether the bytes of a string array hold an ASCII digit or ``@`` (slices look at their bytes only)."""
+    chunk = chunk.cast(pa.large_string())
+    data = chunk.buffers()[2]
+    if data is None or len(chunk) == 0:
+        return False
+    offsets = np.frombuffer(chunk.buffers()[1], dtype=np.int64, count=len(chunk) + 1, offset=chunk.offset * 8)
+    raw = np.frombuffer(data, dtype=np.uint8)[offsets[0] : offsets[-1]]
+    return bool((((raw >= 48) & (raw <= 57)) | (raw == 64)).any())

@@ -17,7 +17,9 @@ import pyarrow as pa
 from pipekit.core._arrow import frame_to_table, table_to_frame
 from pipekit.core.masking import CUSTOMER_POLICY, MaskingPolicy, mask_table
 from pipekit.core.normalize import (
+    CONTROL_CHAR_MODES,
     DEFAULT_REQUIRED,
+    apply_control_chars,
     drop_duplicates_table,
     drop_nulls_table,
     emails_kernel,
@@ -43,9 +45,17 @@ class CleaningConfig:
     #: CSV outputs prefix formula-like text with ``'`` (``pipekit.core.formulas``); Parquet and the
     #: in-memory results always keep the true values, so only CSV writers read this.
     formula_guard: bool = True
+    #: Control characters other than tab/LF/CR in values (``pipekit.core.normalize.CONTROL_CHARS``):
+    #: "strip" removes them (counted as ``control_chars``), "reject" raises ControlCharacterError,
+    #: "keep" leaves them (still counted).
+    control_chars: str = "strip"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "required", tuple(self.required))
+        if self.control_chars not in CONTROL_CHAR_MODES:
+            raise ConfigError(
+                f"control_chars must be one of {', '.join(CONTROL_CHAR_MODES)}, got {self.control_chars!r}"
+            )
         if not isinstance(self.formula_guard, bool):
             raise ConfigError(f"formula_guard must be True or False, got {self.formula_guard!r}")
         if self.dedup_keys is not None:
@@ -76,7 +86,11 @@ class CleanReport:
 
 
 def normalize_batch(batch: pa.Table, config: CleaningConfig) -> tuple[pa.Table, dict[str, int]]:
-    """Drop rows with null/blank required values, trim text, Title Case names, lower-case emails."""
+    """Strip (or reject) control characters, drop rows with null/blank required values, trim text,
+    Title Case names, lower-case emails.
+    """
+    # Control characters first, so a value that is only "\x00 " counts as blank and trimming sees the rest.
+    batch, control = apply_control_chars(batch, config.control_chars)
     # Trimming first is equivalent (blank == empty after trim) and lets the null test reuse the work.
     columns = [trim_kernel(column) for column in batch.columns]
     table = pa.Table.from_arrays(columns, names=batch.column_names)
@@ -90,7 +104,7 @@ def normalize_batch(batch: pa.Table, config: CleaningConfig) -> tuple[pa.Table, 
         i = names.index(config.email_column)
         values = emails_kernel(table.column(i), trimmed=True)
         table = table.set_column(i, pa.field(config.email_column, values.type), values)
-    return table, {"dropped_null": dropped}
+    return table, {"dropped_null": dropped, "control_chars": control}
 
 
 def dedup_batch(batch: pa.Table, config: CleaningConfig) -> tuple[pa.Table, dict[str, int]]:

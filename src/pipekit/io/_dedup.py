@@ -1,20 +1,21 @@
-"""Cross-batch duplicate filter in bounded memory: 64-bit row hashes in sorted numpy runs.
+"""Cross-batch duplicate filter in bounded memory: keyed 128-bit row hashes in sorted numpy runs.
 
-Memory is 8 bytes per distinct row kept (160 MB at 20M rows), never the rows themselves. Two
-different rows are merged only if their 64-bit hashes collide: for N distinct rows the chance
-that any pair collides is about N**2 / 2**65 (3e-8 at 1M rows, 1e-5 at 20M rows).
+Memory is 16 bytes per distinct row kept (320 MB at 20M rows), never the rows themselves. The hash
+is keyed with a random per-run seed (never written anywhere), so nobody can craft two different rows
+that collide; two different rows are merged only if both 64-bit halves collide by chance: for N distinct
+rows about N**2 / 2**129 (1e-25 at 20M rows).
 """
 
 from __future__ import annotations
 
 import itertools
+import secrets
 from collections.abc import Sequence
 from types import ModuleType
 
 import numpy as np
 import pyarrow as pa
 
-_MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
 # Position-and-byte tabulation table for the numpy fallback hash (used when polars is absent).
 _TAB_POSITIONS = 512
 
@@ -29,17 +30,20 @@ def _polars() -> ModuleType | None:
 
 
 class RowHasher:
-    """Hash table rows to uint64, the same way for every batch of one file."""
+    """Hash table rows to 128 bits (two uint64 columns), the same way for every batch of one run.
 
-    def __init__(self, seed: int = 0x5EED, *, use_polars: bool | None = None) -> None:
+    ``seed`` (default: random, from ``secrets``) keys the hash; the same seed gives the same hashes.
+    """
+
+    def __init__(self, seed: int | None = None, *, use_polars: bool | None = None) -> None:
         self._pl = _polars() if use_polars in (None, True) else None
         if use_polars and self._pl is None:
             raise ImportError("polars is not installed")
+        seed = secrets.randbits(128) if seed is None else int(seed)
         rng = np.random.default_rng(seed)
-        self._seed = int(seed)
-        self._table = rng.integers(0, 2**63, size=(_TAB_POSITIONS * 256,), dtype=np.uint64)
-        self._col_mix = rng.integers(1, 2**63, size=(4096,), dtype=np.uint64) | np.uint64(1)
-        self._null = rng.integers(0, 2**63, dtype=np.uint64)
+        # One 63-bit seed per half for polars' hash_rows, one tabulation table per half for numpy.
+        self._seeds = [int(x) for x in rng.integers(0, 2**63, size=2, dtype=np.uint64)]
+        self._halves = [_Tabulation(rng), _Tabulation(rng)]
 
     @property
     def engine(self) -> str:
@@ -47,15 +51,31 @@ class RowHasher:
         return "polars" if self._pl is not None else "numpy"
 
     def hash_rows(self, table: pa.Table, columns: Sequence[str] | None = None) -> np.ndarray:
-        """One uint64 per row of ``table`` over ``columns`` (all when None)."""
+        """``(rows, 2)`` uint64: one 128-bit hash per row of ``table`` over ``columns`` (all when None)."""
         if columns is not None:
             table = table.select(list(columns))
+        out = np.zeros((table.num_rows, 2), dtype=np.uint64)
         if table.num_rows == 0:
-            return np.zeros(0, dtype=np.uint64)
+            return out
         if self._pl is not None:
             frame = self._pl.from_arrow(table, rechunk=False)
-            hashes: np.ndarray = frame.hash_rows(seed=self._seed).to_numpy()
-            return hashes
+            for half in (0, 1):
+                out[:, half] = frame.hash_rows(seed=self._seeds[half]).to_numpy()
+            return out
+        for half, tab in enumerate(self._halves):
+            out[:, half] = tab.hash_table(table)
+        return out
+
+
+class _Tabulation:
+    """Tabulation hash of rows (numpy): random table entries indexed by (position, byte), mixed per column."""
+
+    def __init__(self, rng: np.random.Generator) -> None:
+        self._table = rng.integers(0, 2**63, size=(_TAB_POSITIONS * 256,), dtype=np.uint64)
+        self._col_mix = rng.integers(1, 2**63, size=(4096,), dtype=np.uint64) | np.uint64(1)
+        self._null = rng.integers(0, 2**63, dtype=np.uint64)
+
+    def hash_table(self, table: pa.Table) -> np.ndarray:
         out = np.zeros(table.num_rows, dtype=np.uint64)
         with np.errstate(over="ignore"):
             for i, column in enumerate(table.columns):
@@ -87,56 +107,87 @@ class RowHasher:
 
 
 class SeenRows:
-    """The set of row hashes seen so far: 16 buckets (top 4 bits), each a list of sorted numpy runs.
+    """The set of 128-bit row hashes seen so far: 16 buckets (top 4 bits), each a list of sorted runs.
 
-    Runs are merged like an LSM tree (amortised n log n). Bucketing keeps each merge, and so the
-    transient extra memory of a merge, to about 1/16 of the set instead of doubling the whole set.
+    A hash is two uint64 arrays (``hi``, ``lo``), runs sorted by ``hi`` with ``lo`` alongside. Runs are
+    merged like an LSM tree (amortised n log n). Bucketing keeps each merge, and so the transient extra
+    memory of a merge, to about 1/16 of the set instead of doubling the whole set.
     """
 
     _BITS = 4
 
     def __init__(self) -> None:
-        self._buckets: list[list[np.ndarray]] = [[] for _ in range(1 << self._BITS)]
+        # per bucket: runs of (hi sorted, lo in the same order, whether two entries share a hi)
+        self._buckets: list[list[tuple[np.ndarray, np.ndarray, bool]]] = [[] for _ in range(1 << self._BITS)]
         shift = np.uint64(64 - self._BITS)
         self._starts = (np.arange(1 << self._BITS, dtype=np.uint64) << shift)[1:]
 
     def __len__(self) -> int:
-        return sum(len(r) for runs in self._buckets for r in runs)
+        return sum(len(hi) for runs in self._buckets for hi, _, _ in runs)
 
     @property
     def nbytes(self) -> int:
-        """Memory held by the hashes."""
-        return sum(r.nbytes for runs in self._buckets for r in runs)
+        """Memory held by the hashes (16 bytes per distinct row)."""
+        return sum(hi.nbytes + lo.nbytes for runs in self._buckets for hi, lo, _ in runs)
 
     def first_new(self, hashes: np.ndarray) -> np.ndarray:
-        """Sorted row indices whose hash is new (first in this batch, unseen before); records them."""
+        """Sorted row indices whose hash is new (first in this batch, unseen before); records them.
+
+        ``hashes`` is ``(n, 2)`` uint64 (``RowHasher.hash_rows``): rows are the same only when both halves are.
+        """
         if len(hashes) == 0:
             return np.zeros(0, dtype=np.int64)
-        unique, first = np.unique(hashes.astype(np.uint64, copy=False), return_index=True)
-        new = np.ones(len(unique), dtype=bool)
-        bounds = [0, *np.searchsorted(unique, self._starts).tolist(), len(unique)]
-        for bucket, (lo, hi) in enumerate(itertools.pairwise(bounds)):
-            if lo == hi:
+        hi = np.ascontiguousarray(hashes[:, 0], dtype=np.uint64)
+        lo = np.ascontiguousarray(hashes[:, 1], dtype=np.uint64)
+        order = np.lexsort((lo, hi))  # stable: the first occurrence of a pair comes first
+        hi, lo = hi[order], lo[order]
+        distinct = np.ones(len(hi), dtype=bool)
+        distinct[1:] = (hi[1:] != hi[:-1]) | (lo[1:] != lo[:-1])
+        hi, lo, first = hi[distinct], lo[distinct], order[distinct]
+        new = np.ones(len(hi), dtype=bool)
+        bounds = [0, *np.searchsorted(hi, self._starts).tolist(), len(hi)]
+        for bucket, (start, stop) in enumerate(itertools.pairwise(bounds)):
+            if start == stop:
                 continue
-            part = unique[lo:hi]
-            fresh = np.ones(hi - lo, dtype=bool)
-            for run in self._buckets[bucket]:
-                pos = np.searchsorted(run, part)
-                pos[pos == len(run)] = 0
-                fresh &= run[pos] != part
-            new[lo:hi] = fresh
-            self._add(bucket, part[fresh])
+            part_hi, part_lo = hi[start:stop], lo[start:stop]
+            fresh = np.ones(stop - start, dtype=bool)
+            for run_hi, run_lo, shared in self._buckets[bucket]:
+                fresh &= ~_contains(run_hi, run_lo, shared, part_hi, part_lo)
+            new[start:stop] = fresh
+            self._add(bucket, part_hi[fresh], part_lo[fresh])
         return np.sort(first[new])
 
-    def _add(self, bucket: int, run: np.ndarray) -> None:
-        if len(run) == 0:
+    def _add(self, bucket: int, hi: np.ndarray, lo: np.ndarray) -> None:
+        if len(hi) == 0:
             return
         runs = self._buckets[bucket]
-        runs.append(run)
+        runs.append((hi, lo, _shares_hi(hi)))
         # Merge while the newest run is at least half the size of the one before: log2(N) runs at most.
-        while len(runs) > 1 and len(runs[-1]) * 2 >= len(runs[-2]):
-            last = runs.pop()
-            prev = runs.pop()
-            merged = np.concatenate((prev, last))
-            merged.sort(kind="stable")  # two sorted runs: timsort merges them in linear time
-            runs.append(merged)
+        while len(runs) > 1 and len(runs[-1][0]) * 2 >= len(runs[-2][0]):
+            last_hi, last_lo, _ = runs.pop()
+            prev_hi, prev_lo, _ = runs.pop()
+            merged_hi = np.concatenate((prev_hi, last_hi))
+            merged_lo = np.concatenate((prev_lo, last_lo))
+            order = np.argsort(merged_hi, kind="stable")  # two sorted runs: timsort merges them in linear time
+            merged_hi, merged_lo = merged_hi[order], merged_lo[order]
+            runs.append((merged_hi, merged_lo, _shares_hi(merged_hi)))
+
+
+def _shares_hi(hi: np.ndarray) -> bool:
+    """Whether two entries of a sorted run have the same high half (about one run in 2**64/n**2)."""
+    return bool(len(hi) > 1 and (hi[1:] == hi[:-1]).any())
+
+
+def _contains(
+    run_hi: np.ndarray, run_lo: np.ndarray, shared: bool, hi: np.ndarray, lo: np.ndarray
+) -> np.ndarray:
+    """True where (hi, lo) is in the run (sorted by hi)."""
+    pos = np.searchsorted(run_hi, hi)
+    at = np.where(pos < len(run_hi), pos, 0)
+    found: np.ndarray = (pos < len(run_hi)) & (run_hi[at] == hi) & (run_lo[at] == lo)
+    if shared:
+        # Entries after the first with the same hi: check them one by one (astronomically rare).
+        end = np.searchsorted(run_hi, hi, side="right")
+        for i in np.flatnonzero(~found & (end - pos > 1)):
+            found[i] = bool((run_lo[pos[i] : end[i]] == lo[i]).any())
+    return found

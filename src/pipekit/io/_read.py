@@ -11,6 +11,7 @@ import stat
 import time
 import traceback
 import weakref
+from collections import Counter
 from collections.abc import Callable, Generator, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -24,9 +25,21 @@ Progress = Callable[[int, int], None]
 
 #: Default rows per batch (the reader's blocks are cut to at most this many rows).
 DEFAULT_BATCH_ROWS = 1 << 17
-# Arrow reads 4 MiB blocks: with blocks of 8 MiB and more, peak RSS grew with the file size (allocator
-# caching of large buffers, measured with mimalloc and jemalloc); 4 MiB keeps it flat.
-_BLOCK_BYTES = 4 << 20
+#: Default Arrow bytes per batch: batches end at this size too, so a wide file's batches hold fewer rows
+#: (a 6-column customers batch of 131,072 rows is ~17 MB, well under it). Files of more than
+#: _WIDE_COLUMNS columns get _WIDE_BATCH_BYTES (see ``batch_bytes_for``).
+DEFAULT_BATCH_BYTES = 32 << 20
+# Past a few hundred columns, what a batch costs outside Arrow's pool (per-column objects, allocator
+# slack) grows with its columns: 8 MiB batches kept a 2,000-column file near 550 MiB where 32 MiB
+# batches took 820 MiB. Narrow files keep big batches: 8 MiB ones made a 5M-row clean much slower.
+_WIDE_COLUMNS = 256
+_WIDE_BATCH_BYTES = 8 << 20
+#: Default longest row (raw bytes, all its fields) the reader accepts: Arrow's block size. Arrow fails on
+#: a row that does not fit in a block ("straddling object"); blocks of 8 MiB and more made peak RSS
+#: grow with the file size (allocator caching of large buffers, measured with mimalloc and jemalloc),
+#: so the default stays at 4 MiB and ``max_row_bytes`` (``--max-row-bytes``) raises it when needed.
+DEFAULT_MAX_ROW_BYTES = 4 << 20
+_MIN_BLOCK_BYTES = 1 << 16
 _PROBE_BYTES = 1 << 20
 # Finding the physical line of a bad record re-reads the file with Python's csv module: cap the cost.
 _LINE_SCAN_LIMIT = 5_000_000
@@ -55,14 +68,16 @@ def check_input(src: Path) -> os.stat_result:
     return st
 
 
-def read_header(src: Path, encoding: str) -> list[str]:
+def read_header(src: Path, encoding: str, *, max_row_bytes: int = DEFAULT_MAX_ROW_BYTES) -> list[str]:
     """Column names from the first row (BOM stripped), read with Arrow so quoting rules match."""
     checked = CheckedInput(src, None, encoding)
     try:
         with checked:
             reader = pacsv.open_csv(
                 checked.stream(),
-                read_options=pacsv.ReadOptions(use_threads=False, block_size=_PROBE_BYTES, encoding=encoding),
+                read_options=pacsv.ReadOptions(
+                    use_threads=False, block_size=max(_PROBE_BYTES, max_row_bytes), encoding=encoding
+                ),
                 parse_options=pacsv.ParseOptions(
                     newlines_in_values=True, invalid_row_handler=lambda row: "skip"
                 ),
@@ -87,17 +102,31 @@ def read_header(src: Path, encoding: str) -> list[str]:
             raise InputError(f"{src}: the file has no header row", hint="add a header line") from exc
         if "UTF8" in message or "UTF-8" in message or isinstance(exc, UnicodeDecodeError):
             raise encoding_error(src, encoding) from exc
+        if _STRADDLING in message:
+            raise oversized_row_error(src, encoding, max(_PROBE_BYTES, max_row_bytes)) from exc
         raise InputError(
             f"{src}: cannot read the header: {scrub(message)}", hint="check the file is a CSV"
         ) from exc
     if not any(n.strip() for n in names):
         raise InputError(f"{src}: the header row is blank", hint="the first line must name the columns")
-    dupes = sorted({n for n in names if names.count(n) > 1})
+    controls = [i for i, n in enumerate(names, 1) if _CONTROL.search(n)]
+    if controls:
+        utf16 = any("\x00" in n for n in names) and not encoding.lower().startswith("utf-16")
+        raise InputError(
+            f"{src}: the header holds control characters (column(s) {', '.join(map(str, controls[:10]))})"
+            + ("; NUL bytes between the letters mean the file is probably UTF-16" if utf16 else ""),
+            hint="pass --encoding utf-16" if utf16 else "fix the header: column names cannot hold them",
+        )
+    dupes = sorted(n for n, k in Counter(names).items() if k > 1)  # Counter: 10,000 columns is common
     if dupes:
         raise InputError(
             f"{src}: duplicate column name(s) in the header: {', '.join(dupes)}", hint="rename them"
         )
     return names
+
+
+# Control characters other than tab, LF and CR (the same set as pipekit.core.normalize.CONTROL_CHARS).
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
 
 def record_lines(src: Path, encoding: str, records: Sequence[int]) -> dict[int, int]:
@@ -184,6 +213,12 @@ class _Digest:
         self.utf8 = codecs.getincrementaldecoder("utf-8")("strict") if _is_utf8(encoding) else None
         self.undecodable = False
         self.closed = False
+        # Arrow's reader reads up to 32 blocks ahead of the parser on its own thread, into Python bytes
+        # (outside its memory pool): with a slow consumer that is 128 MiB of 4 MiB blocks held for
+        # nothing. ``read_batches`` counts the blocks it was handed; reads wait while they are more
+        # than _READ_AHEAD_BLOCKS ahead (never for good: see HashingReader.readinto).
+        self.block_size = 0
+        self.blocks_consumed = 0
 
 
 class HashingReader(io.RawIOBase):
@@ -207,6 +242,15 @@ class HashingReader(io.RawIOBase):
         d = self._d
         if d.closed or d.undecodable:
             return 0
+        if d.block_size:
+            waited = 0.0
+            while (
+                d.bytes_read > (d.blocks_consumed + _READ_AHEAD_BLOCKS) * d.block_size
+                and not d.closed
+                and waited < _READ_AHEAD_PATIENCE_S
+            ):
+                time.sleep(0.001)  # releases the GIL; the parser catches up
+                waited += 0.001
         n = d.raw.readinto(buffer) or 0
         if d.utf8 is not None:
             try:
@@ -226,6 +270,11 @@ class HashingReader(io.RawIOBase):
 def _identity(st: os.stat_result) -> tuple[int, int, int, int]:
     return (st.st_ino, st.st_dev, st.st_size, st.st_mtime_ns)
 
+
+_READ_AHEAD_BLOCKS = 4
+# A consumer that holds on to batches (a caller collecting them all) stops counting blocks: reading
+# then goes on at a slow pace rather than never.
+_READ_AHEAD_PATIENCE_S = 0.05
 
 #: How long leaving a CheckedInput waits for Arrow's I/O threads to let go of the Python file.
 _RELEASE_TIMEOUT_S = 30.0
@@ -265,6 +314,16 @@ class CheckedInput:
     @property
     def bytes_read(self) -> int:
         return self._digest.bytes_read
+
+    def limit_read_ahead(self, block_size: int) -> None:
+        """Let reads run only a few blocks of ``block_size`` ahead of the blocks ``count_blocks`` saw."""
+        self._digest.block_size = block_size
+
+    def count_blocks(self, reader: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        """``reader``'s batches (one per parsed block), counted for ``limit_read_ahead``."""
+        for batch in reader:
+            self._digest.blocks_consumed += 1
+            yield batch
 
     def __enter__(self) -> CheckedInput:
         return self
@@ -340,15 +399,20 @@ def read_batches(
     encoding: str,
     batch_rows: int,
     on_bad_row: Callable[[Any], str],
+    *,
+    batch_bytes: int = DEFAULT_BATCH_BYTES,
+    max_row_bytes: int = DEFAULT_MAX_ROW_BYTES,
 ) -> Generator[pa.Table, None, None]:
-    """Arrow string tables of ``batch_rows`` rows from ``checked``; ``on_bad_row`` must never raise.
+    """Arrow string tables of at most ``batch_rows`` rows and about ``batch_bytes`` bytes from ``checked``;
+    ``on_bad_row`` must never raise.
 
     The Arrow reader lives only in this generator's frame, so it is gone once the generator is.
     """
+    checked.limit_read_ahead(block_bytes(max_row_bytes))
     reader = pacsv.open_csv(
         checked.stream(),
         read_options=pacsv.ReadOptions(
-            use_threads=False, block_size=block_bytes(batch_rows), encoding=encoding
+            use_threads=False, block_size=block_bytes(max_row_bytes), encoding=encoding
         ),
         parse_options=pacsv.ParseOptions(newlines_in_values=True, invalid_row_handler=on_bad_row),
         convert_options=pacsv.ConvertOptions(
@@ -357,42 +421,66 @@ def read_batches(
             quoted_strings_can_be_null=False,
         ),
     )
-    yield from rebatch(reader, batch_rows)
+    yield from rebatch(checked.count_blocks(reader), batch_rows, batch_bytes)
 
 
-def block_bytes(batch_rows: int) -> int:
-    # Small batches (tests) get small blocks; big ones get _BLOCK_BYTES blocks, regrouped by rebatch.
-    return int(min(_BLOCK_BYTES, max(1 << 16, batch_rows * 128)))
+def batch_bytes_for(columns: int) -> int:
+    """The default ``batch_bytes`` for a file of ``columns`` columns."""
+    return DEFAULT_BATCH_BYTES if columns <= _WIDE_COLUMNS else _WIDE_BATCH_BYTES
 
 
-def rebatch(reader: Iterator[pa.RecordBatch], batch_rows: int) -> Iterator[pa.Table]:
-    """Tables of exactly ``batch_rows`` rows (the last may be shorter) from the reader's blocks, no copies."""
+def block_bytes(max_row_bytes: int = DEFAULT_MAX_ROW_BYTES) -> int:
+    """Arrow's block size: every row up to ``max_row_bytes`` must fit in one block."""
+    return int(max(_MIN_BLOCK_BYTES, max_row_bytes))
+
+
+def rebatch(
+    reader: Iterator[pa.RecordBatch], batch_rows: int, batch_bytes: int = DEFAULT_BATCH_BYTES
+) -> Iterator[pa.Table]:
+    """Tables from the reader's blocks, no copies: ``batch_rows`` rows each, or fewer when that many
+    would pass ``batch_bytes`` (so a 10,000-column file gets batches of a few hundred rows); the last
+    may be shorter. Every table has at least one row.
+    """
     parts: list[pa.RecordBatch] = []
     held = 0
+    held_bytes = 0.0
     for batch in reader:
+        if not batch.num_rows:
+            continue
+        row_bytes = max(1.0, batch.nbytes / batch.num_rows)  # this block's average
         start = 0
         while start < batch.num_rows:
-            take = min(batch_rows - held, batch.num_rows - start)
+            room = max(1, int((batch_bytes - held_bytes) // row_bytes))
+            take = min(batch_rows - held, room, batch.num_rows - start)
             parts.append(batch.slice(start, take))
             held += take
+            held_bytes += take * row_bytes
             start += take
-            if held == batch_rows:
+            if held == batch_rows or held_bytes + row_bytes > batch_bytes:
                 yield pa.Table.from_batches(parts)
-                parts, held = [], 0
+                parts, held, held_bytes = [], 0, 0.0
     if held:
         yield pa.Table.from_batches(parts)
 
 
 def iter_batches(
-    path: str | os.PathLike[str], *, encoding: str = "utf-8", batch_rows: int = DEFAULT_BATCH_ROWS
+    path: str | os.PathLike[str],
+    *,
+    encoding: str = "utf-8",
+    batch_rows: int = DEFAULT_BATCH_ROWS,
+    batch_bytes: int | None = None,
+    max_row_bytes: int = DEFAULT_MAX_ROW_BYTES,
 ) -> Iterator[pa.Table]:
-    """Read a CSV as Arrow tables of at most ``batch_rows`` rows, every column a string.
+    """Read a CSV as Arrow tables of at most ``batch_rows`` rows (and about ``batch_bytes``), every column
+    a string. ``batch_bytes`` defaults to ``batch_bytes_for(number of columns)``.
 
-    Unreadable input raises InputError naming the line (wrong field count, bytes not in ``encoding``).
+    Unreadable input raises InputError naming the line (wrong field count, bytes not in ``encoding``,
+    a row longer than ``max_row_bytes``).
     """
     src = Path(path)
     expected = check_input(src)
-    columns = read_header(src, encoding)
+    columns = read_header(src, encoding, max_row_bytes=max_row_bytes)
+    batch_bytes = batch_bytes or batch_bytes_for(len(columns))
     bad: list[Any] = []
 
     def on_bad_row(row: Any) -> str:  # must never raise: pyarrow would print and ignore it
@@ -401,19 +489,30 @@ def iter_batches(
 
     with CheckedInput(src, expected, encoding) as checked:
         try:
-            yield from read_batches(checked, columns, encoding, batch_rows, on_bad_row)
+            yield from read_batches(
+                checked, columns, encoding, batch_rows, on_bad_row,
+                batch_bytes=batch_bytes, max_row_bytes=max_row_bytes,
+            )  # fmt: skip
         except (pa.ArrowInvalid, UnicodeDecodeError, OSError) as exc:
             problem = checked.problem()
             if problem is not None:
                 raise problem from exc
             if isinstance(exc, OSError):
                 raise read_os_error(src, exc) from exc
-            raise read_error(src, encoding, exc, bad[0] if bad else None, columns) from exc
+            raise read_error(
+                src, encoding, exc, bad[0] if bad else None, columns, max_row_bytes=max_row_bytes
+            ) from exc
         checked.finish()
 
 
 def read_error(
-    src: Path, encoding: str, exc: BaseException, bad_row: Any, columns: Sequence[str] = ()
+    src: Path,
+    encoding: str,
+    exc: BaseException,
+    bad_row: Any,
+    columns: Sequence[str] = (),
+    *,
+    max_row_bytes: int = DEFAULT_MAX_ROW_BYTES,
 ) -> PipekitError:
     """InputError for a parse failure: the malformed row's line, or the first undecodable line.
 
@@ -432,7 +531,88 @@ def read_error(
     message = str(exc)
     if "UTF8" in message or "UTF-8" in message or isinstance(exc, UnicodeDecodeError):
         return encoding_error(src, encoding)
+    if _STRADDLING in message:
+        return oversized_row_error(src, encoding, block_bytes(max_row_bytes))
     return InputError(f"{src}: cannot parse as CSV: {scrub(message)}", hint="check the file is a CSV")
+
+
+# Arrow's error for a row that does not fit in one block.
+_STRADDLING = "straddling object straddles"
+
+
+def oversized_row_error(src: Path, encoding: str, limit: int) -> InputError:
+    """InputError for a row longer than the reader's limit: its line, its size, the option to raise it."""
+    found = first_long_record(src, limit) if _ascii_compatible(encoding) else None
+    what = f"line {found[0]} starts a row of {found[1]:,} bytes" if found is not None else "a row is"
+    return InputError(
+        f"{src}: {what}, longer than the {limit:,}-byte limit on one row "
+        "(a huge field, or an unbalanced quote that runs on to the end); its values are not shown",
+        hint=f"if the row is genuine, raise the limit, e.g. --max-row-bytes {_suggest(found, limit)} "
+        "(memory use grows with it); else fix the quoting",
+    )
+
+
+def _suggest(found: tuple[int, int] | None, limit: int) -> str:
+    need = found[1] + 1 if found is not None else limit * 4
+    mib = -(-need // (1 << 20))
+    return f"{1 << (mib - 1).bit_length()}MiB"
+
+
+def _ascii_compatible(encoding: str) -> bool:
+    try:
+        return ',"\r\n'.encode(encoding) == b',"\r\n'
+    except (LookupError, UnicodeError):
+        return False
+
+
+_SCAN_CHUNK = 8 << 20
+
+
+def first_long_record(src: Path, limit: int) -> tuple[int, int] | None:
+    """(physical line where it starts, raw bytes) of the first record longer than ``limit`` bytes.
+
+    Records end at a CR or LF outside double quotes (quotes inside quoted fields are doubled, so quote
+    parity says whether a byte is inside a field); a vectorised pass over the file, 8 MiB at a time.
+    """
+    import numpy as np
+
+    inside = 0  # 1 while inside a quoted field, carried across chunks
+    offset = 0  # file offset of this chunk
+    line = 1  # physical line at the start of this chunk
+    start, start_line = 0, 1  # where the current record began
+    try:
+        with open(src, "rb") as fh:
+            while chunk := fh.read(_SCAN_CHUNK):
+                while chunk.endswith(b"\r") and (more := fh.read(1)):
+                    chunk += more  # a CR LF is never split between two chunks
+                a = np.frombuffer(chunk, dtype=np.uint8)
+                # uint8 cumsum wraps at 256, an even number: the parity is still right.
+                quoted = (np.cumsum(a == 34, dtype=np.uint8) + inside) & 1
+                newline = (a == 10) | (a == 13)
+                ends = np.flatnonzero(newline & (quoted == 0))
+                # physical line breaks: LF, or a CR not followed by LF
+                lf = a == 10
+                breaks = lf.copy()
+                breaks[:-1] |= (a[:-1] == 13) & ~lf[1:]
+                breaks[-1] |= a[-1] == 13  # only at the end of the file (see the read below)
+                before = np.cumsum(breaks, dtype=np.int64)  # breaks up to and including each byte
+                starts = np.concatenate(([start - offset], ends[:-1] + 1)).astype(np.int64)
+                lengths = ends - starts
+                long = np.flatnonzero(lengths > limit)
+                if len(long):
+                    i = int(long[0])
+                    s0 = int(starts[i])
+                    at = start_line if s0 <= 0 else line + int(before[s0 - 1])
+                    return at, int(lengths[i])
+                if len(ends):
+                    start = offset + int(ends[-1]) + 1
+                    start_line = line + int(before[ends[-1]])
+                offset += len(a)
+                line += int(before[-1])
+                inside = int(quoted[-1])
+    except OSError:
+        return None
+    return (start_line, offset - start) if offset - start > limit else None  # runs to the end of the file
 
 
 # Arrow quotes the row (or the value) in some parse/conversion errors: never pass that text on.

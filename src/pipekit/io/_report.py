@@ -60,6 +60,11 @@ class CleanFileReport:
             f"future timestamps flagged: {c.get('future', 0)}; unparsable timestamps: "
             f"{c.get('timestamp_unparsable', 0)}",
         ]
+        if c.get("control_chars"):
+            mode = self.settings.get("control_chars", "strip")
+            lines.append(
+                f"values with control characters: {c['control_chars']} ({'stripped' if mode == 'strip' else mode})"
+            )
         guard = self.formula_guard
         if guard and not guard.get("enabled", True):
             lines.append("CSV formula guard: off")

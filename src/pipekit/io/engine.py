@@ -32,6 +32,7 @@ import pyarrow.parquet as pq
 
 from pipekit.core import (
     CleaningConfig,
+    ControlCharacterError,
     MaskingPolicy,
     ValidationReport,
     finalize_batch,
@@ -42,12 +43,15 @@ from pipekit.core import (
     utc_now,
     validate,
 )
-from pipekit.errors import ConfigError, PipekitError, StorageError, ValidationError
+from pipekit.errors import ConfigError, InputError, PipekitError, StorageError, ValidationError
 from pipekit.io._dedup import RowHasher, SeenRows
 from pipekit.io._read import (
+    DEFAULT_BATCH_BYTES,
     DEFAULT_BATCH_ROWS,
+    DEFAULT_MAX_ROW_BYTES,
     CheckedInput,
     Progress,
+    batch_bytes_for,
     check_input,
     iter_batches,
     read_batches,
@@ -64,6 +68,8 @@ from pipekit.io.csvfmt import header_line
 BadRows = Literal["error", "quarantine"]
 _QUEUE_DEPTH = 2
 _POLARS_MIN_BYTES = 32 << 20
+#: A Parquet row group holds up to this many batches' worth of bytes (see ``_Run._writer``).
+_ROW_GROUP_BATCHES = 4
 
 
 #: How many quarantined rows the report lists by line (the private file holds them all).
@@ -107,6 +113,8 @@ def clean_file(
     progress: Progress | None = None,
     workers: int | None = None,
     quarantine_dir: str | os.PathLike[str] | None = None,
+    batch_bytes: int | None = None,
+    max_row_bytes: int = DEFAULT_MAX_ROW_BYTES,
 ) -> CleanFileReport:
     """Clean one CSV file into ``DIR/<stem>_cleaned.csv``, ``.parquet`` and ``_report.json``.
 
@@ -117,7 +125,9 @@ def clean_file(
     ``pipekit.core.formulas``). With ``bad_rows="quarantine"``, malformed rows go, raw, to a private
     file (mode 0600) in ``quarantine_dir`` (default ``default_quarantine_dir()``), never to ``out_dir``.
     Missing required columns raise ValidationError before anything is written; unreadable input raises
-    InputError naming the line.
+    InputError naming the line. Batches hold at most ``batch_rows`` rows and about ``batch_bytes`` bytes
+    of Arrow data (default: 32 MiB, 8 MiB past 256 columns), so memory stays bounded however wide the
+    file is; a row longer than ``max_row_bytes`` raw bytes is an InputError naming its line.
     """
     started = time.perf_counter()
     config = _resolve_config(config, policy)
@@ -125,12 +135,15 @@ def clean_file(
         raise ConfigError(f"bad_rows must be 'error' or 'quarantine', got {bad_rows!r}")
     if batch_rows < 1:
         raise ConfigError(f"batch_rows must be >= 1, got {batch_rows}")
+    if (batch_bytes is not None and batch_bytes < 1) or max_row_bytes < 1:
+        raise ConfigError(f"batch_bytes and max_row_bytes must be >= 1, got {batch_bytes}, {max_row_bytes}")
     now = utc_now(now)
     workers = workers or min(4, os.cpu_count() or 1)
     src = Path(input_path)
     identity = check_input(src)
     total = identity.st_size
-    columns = read_header(src, encoding)
+    columns = read_header(src, encoding, max_row_bytes=max_row_bytes)
+    batch_bytes = batch_bytes or batch_bytes_for(len(columns))
     _check_columns(src, columns, config)
     if config.policy.needs_key:
         # Fail before any work when a keyed hash has no key (names the env var to set).
@@ -159,6 +172,8 @@ def clean_file(
         workers,
         private,
         identity,
+        batch_bytes,
+        max_row_bytes,
     )
     try:
         return _run_and_publish(run, config, now, bad_rows, batch_rows, started, stale)
@@ -198,7 +213,8 @@ def _run_and_publish(
             quarantine=run.quarantine_summary(),
             formula_guard=run.formula_guard_summary(),
             timings=timings,
-            settings=_settings(config, now, bad_rows, batch_rows, run.hasher.engine),
+            settings=_settings(config, now, bad_rows, batch_rows, run.hasher.engine)
+            | {"batch_bytes": run.batch_bytes, "max_row_bytes": run.max_row_bytes},
             pipekit_version=_version(),
             stale_staging_removed=stale_staging_removed,
         )
@@ -249,15 +265,18 @@ class _Run:
         workers: int,
         quarantine_dir: Path | None,
         identity: os.stat_result,
+        batch_bytes: int = DEFAULT_BATCH_BYTES,
+        max_row_bytes: int = DEFAULT_MAX_ROW_BYTES,
     ) -> None:
         self.src, self.columns, self.config, self.now = src, columns, config, now
         self.encoding, self.bad_rows, self.batch_rows, self.key = encoding, bad_rows, batch_rows, key
         self.progress, self.total, self.paths = progress, total, paths
+        self.batch_bytes, self.max_row_bytes = batch_bytes, max_row_bytes
         # polars' row hash is much faster but costs ~0.5 s to import: worth it only on larger files.
         self.hasher = RowHasher(use_polars=None if total > _POLARS_MIN_BYTES else False)
         self.seen = SeenRows()
         self.rows_read = self.rows_written = self.quarantined = 0
-        self.counts: dict[str, int] = {"dropped_null": 0, "dropped_duplicate": 0}
+        self.counts: dict[str, int] = {"dropped_null": 0, "dropped_duplicate": 0, "control_chars": 0}
         self.validation = validate(_empty_table(columns), config.required, **_validate_kwargs(config))
         self.timings: dict[str, float] = {
             "validate_s": 0.0,
@@ -287,8 +306,9 @@ class _Run:
         try:
             with CheckedInput(self.src, self._identity, self.encoding, self.progress) as checked:
                 batches = read_batches(
-                    checked, self.columns, self.encoding, self.batch_rows, self._on_bad_row
-                )
+                    checked, self.columns, self.encoding, self.batch_rows, self._on_bad_row,
+                    batch_bytes=self.batch_bytes, max_row_bytes=self.max_row_bytes,
+                )  # fmt: skip
                 try:
                     for table in batches:
                         if self._stop.is_set():
@@ -358,6 +378,12 @@ class _Run:
         parquet: pq.ParquetWriter | None = None
         csv_names: list[str] = []
         written = 0
+        # Parquet keeps metadata per row group and column until it closes (~800 bytes each: 380 MB for
+        # 48 row groups of 10,000 columns), so small batches of a wide file are grouped into bigger
+        # row groups: up to batch_rows rows or _ROW_GROUP_BATCHES batches' worth of bytes.
+        group: list[pa.Table] = []
+        group_rows = 0
+        group_bytes = 0
         try:
             while True:
                 item = inbox.get()
@@ -378,13 +404,22 @@ class _Run:
                     csv = pacsv.CSVWriter(str(csv_path), csv_item.rename_columns(csv_names).schema)
                     parquet = pq.ParquetWriter(str(parquet_path), item.schema, compression="snappy")
                 csv.write_table(csv_item.rename_columns(csv_names))
-                assert parquet is not None
-                parquet.write_table(item)  # Parquet keeps the true values
+                group.append(item)  # Parquet keeps the true values
+                group_rows += item.num_rows
+                group_bytes += item.nbytes
+                if group_rows >= self.batch_rows or group_bytes >= _ROW_GROUP_BATCHES * self.batch_bytes:
+                    assert parquet is not None
+                    _write_row_group(parquet, group, group_rows)
+                    group, group_rows, group_bytes = [], 0, 0
                 written += 1
                 if written % 8 == 0:
                     # Hand freed Arrow memory back to the OS now and then, so RSS tracks live data.
                     pa.default_memory_pool().release_unused()
                 self.timings["write_s"] = self.timings.get("write_s", 0.0) + time.perf_counter() - t0
+            if group:
+                assert parquet is not None
+                _write_row_group(parquet, group, group_rows)
+                group = []
         except BaseException as exc:
             errors.append(exc)
             self._stop.set()
@@ -493,7 +528,10 @@ class _Run:
         t0 = time.perf_counter()
         report = validate(table, self.config.required, row_offset=row_offset, **_validate_kwargs(self.config))
         t1 = time.perf_counter()
-        table, counts = normalize_batch(table, self.config)
+        try:
+            table, counts = normalize_batch(table, self.config)
+        except ControlCharacterError as exc:
+            raise self._control_char_error(exc, row_offset) from None  # the core's message has no file
         t2 = time.perf_counter()
         hashes = self.hasher.hash_rows(table, self.config.dedup_keys)
         t3 = time.perf_counter()
@@ -503,6 +541,20 @@ class _Run:
             counts,
             hashes,
             {"validate_s": t1 - t0, "normalize_s": t2 - t1, "hash_s": t3 - t2},
+        )
+
+    def _control_char_error(self, exc: ControlCharacterError, row_offset: int) -> InputError:
+        """The core's ControlCharacterError as an InputError naming the file, data row and line."""
+        row = row_offset + exc.row + 1
+        where = f"data row {row:,}"
+        if self.bad_rows == "error":  # no row was set aside, so Arrow's record number is row + 1
+            line = record_lines(self.src, self.encoding, [row + 1]).get(row + 1)
+            where += f" (line {line})" if line else ""
+        return InputError(
+            f"{self.src}: {where}, column {exc.column!r} holds a control character (U+{exc.codepoint:04X}); "
+            "its value is not shown; nothing was written",
+            hint="pass --control-chars strip to remove such characters (counted in the report), "
+            "or fix the file",
         )
 
     def _dedup_and_finalize(
@@ -588,7 +640,9 @@ class _Run:
     def _translate(self, exc: BaseException) -> BaseException:
         """Turn Arrow's parse/encoding errors into InputError naming the line."""
         if isinstance(exc, pa.ArrowInvalid | UnicodeDecodeError):
-            return read_error(self.src, self.encoding, exc, self._bad_row, self.columns)
+            return read_error(
+                self.src, self.encoding, exc, self._bad_row, self.columns, max_row_bytes=self.max_row_bytes
+            )
         if isinstance(exc, LookupError) and "encoding" in str(exc):
             return ConfigError(
                 f"unknown encoding {self.encoding!r}", hint="use a Python codec name, e.g. latin-1"
@@ -615,6 +669,12 @@ def _check_columns(src: Path, columns: list[str], config: CleaningConfig) -> Non
 
 
 # --- helpers ---------------------------------------------------------------------------------------
+
+
+def _write_row_group(parquet: pq.ParquetWriter, tables: list[pa.Table], rows: int) -> None:
+    """Write ``tables`` (same schema) as one row group, without copying them into one."""
+    table = tables[0] if len(tables) == 1 else pa.concat_tables(tables)
+    parquet.write_table(table, row_group_size=max(1, rows))
 
 
 def _put(q: queue.Queue[Any], item: Any, stop: threading.Event) -> None:
@@ -685,6 +745,7 @@ def _settings(
         "policy": config.policy.to_dict(),
         "bad_rows": bad_rows,
         "formula_guard": config.formula_guard,
+        "control_chars": config.control_chars,
         "batch_rows": batch_rows,
         "row_hash": hasher,
     }
