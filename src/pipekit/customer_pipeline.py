@@ -28,6 +28,7 @@ first and ``customers_run.json`` last.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -40,6 +41,7 @@ from typing import Any
 
 from pipekit.errors import ConfigError, InputError, PipekitError, StorageError, ValidationError
 from pipekit.io import storage
+from pipekit.io.atomic import storage_error
 from pipekit.io.storage import Location, S3Location
 
 log = logging.getLogger("pipekit.customer_pipeline")
@@ -161,6 +163,24 @@ def work_dir_for(config: CustomerPipelineConfig, file_name: str, sha256: str) ->
     return config.output_dir / f"{Path(file_name).stem}_{sha256[:12]}"
 
 
+def _os_errors(step: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn an OS error inside ``step`` (disk full or quota on the backup, manifest, output or rejected
+    folder, permission denied, a file where a folder should be) into one StorageError line naming the path
+    and what to do, never a traceback. Every step writes atomically and backs up before it deletes, so
+    nothing half-written is left and the landing file is still there."""
+
+    @functools.wraps(step)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return step(*args, **kwargs)
+        except OSError as exc:
+            raise storage_error(exc, exc.filename or "the job's folders",
+                                option="--base-dir (or the folder's own setting)") from exc
+
+    return run
+
+
+@_os_errors
 def find_files(config: CustomerPipelineConfig) -> list[str]:
     """Every settled landing file matching the pattern, in arrival order (oldest mtime first)."""
     from pipekit.io.ingest import find_landing_files
@@ -212,6 +232,7 @@ def _reject(
     return InputError(message, hint=hint)
 
 
+@_os_errors
 def ingest(path: str, config: CustomerPipelineConfig, *, run_id: str) -> dict[str, Any]:
     """Manifest + verified backup of ``path``; ``status`` is ``duplicate`` when that content was already processed."""
     from pipekit.io.ingest import describe_file, ingest_file
@@ -293,6 +314,7 @@ def _publish(out: Path, work: Location, names: list[str]) -> None:
     storage.publish_folder(out, work, [n for n in names if (out / n).is_file()])
 
 
+@_os_errors
 def validate(ingested: Mapping[str, Any], config: CustomerPipelineConfig) -> dict[str, Any]:
     """Run the GX suite on the backed-up original; save ``<stem>_gx.json/.html``; raise ValidationError if it must."""
     from pipekit.io.ingest import verify_backup
@@ -346,6 +368,7 @@ def _quarantine(config: CustomerPipelineConfig) -> Iterator[Path]:
             storage.upload(path, target / path.name)
 
 
+@_os_errors
 def clean(ingested: Mapping[str, Any], config: CustomerPipelineConfig) -> dict[str, Any]:
     """Clean the backed-up original with the streaming engine into the work folder; return output paths and counts."""
     from pipekit.io.engine import clean_file
@@ -392,6 +415,7 @@ def default_script() -> Path:
     )
 
 
+@_os_errors
 def flag_future(cleaned: Mapping[str, Any], *, script: str | os.PathLike[str] | None = None) -> int:
     """Run the shell script on the cleaned CSV (the DAG's ``flag_future_timestamps`` task); return its count.
 
@@ -419,6 +443,7 @@ def flag_future(cleaned: Mapping[str, Any], *, script: str | os.PathLike[str] | 
     return int(done.stdout.strip().splitlines()[-1])
 
 
+@_os_errors
 def publish(
     ingested: Mapping[str, Any],
     validated: Mapping[str, Any],
@@ -460,6 +485,7 @@ def publish(
     return run
 
 
+@_os_errors
 def run_once(config: CustomerPipelineConfig, *, run_id: str | None = None, path: str | None = None) -> dict[str, Any]:
     """The whole job once, in-process (no Airflow): returns the run report, or ``{"status": ...}`` when nothing ran."""
     run_id = run_id or f"cli__{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%fZ')}"

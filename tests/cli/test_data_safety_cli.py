@@ -5,6 +5,7 @@ Each ends with exit 2, one error line naming the path, no traceback, and nothing
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import signal
@@ -204,3 +205,62 @@ def test_read_only_output_folder_exits_2_and_leaves_nothing(small_disk: Path, tm
     assert f"error: cannot write {small_disk}" in done.stderr and "Read-only file system" in done.stderr
     assert "choose a folder you can write to" in done.stderr
     assert list(small_disk.iterdir()) == []
+
+
+# --- the customer job (`pipekit airflow run-customer`): backup and manifest on a full disk ------------
+
+
+def _fill(disk: Path) -> None:
+    """Fill ``disk`` up to the last block."""
+    with open(disk / "filler", "wb") as fh, contextlib.suppress(OSError):
+        while True:
+            fh.write(b"\0" * 65536)
+            fh.flush()
+
+
+def _run_customer(base: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    return _pipekit("airflow", "run-customer", "--base-dir", str(base), "--now", NOW, "--json", *extra)
+
+
+def _files(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+
+
+@pytest.mark.parametrize("where", ["backup", "manifest"])
+def test_run_customer_on_a_full_disk_exits_2_keeps_the_landing_file_and_the_retry_copies_once(
+    small_disk: Path, tmp_path: Path, where: str
+) -> None:
+    """ENOSPC on the backup copy (a 3 MB file into 1 MiB) or on the manifest line (a full disk): one
+    error line naming the path, exit 2, the landing file untouched, no partial backup, no torn manifest
+    line, no backup that no record names; with space again, one run does it all, with one backup."""
+    base = tmp_path / "base"
+    rows = 30_000 if where == "backup" else 50
+    landing = write_customers_csv(base / "landing" / "customers.csv", rows, seed=4)
+    original = landing.read_bytes()
+    if where == "backup":
+        extra, named = ("--backup-dir", str(small_disk)), small_disk
+    else:
+        (small_disk / "manifest.jsonl").touch()
+        _fill(small_disk)
+        extra, named = ("--manifest", str(small_disk / "manifest.jsonl")), small_disk / "manifest.jsonl"
+
+    done = _run_customer(base, *extra)
+    assert done.returncode == 2, done.stdout + done.stderr
+    _no_traceback(done.stderr)
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and str(named) in errors[0] and "No space left on device" in errors[0], done.stderr
+    assert "free some space" in done.stderr
+    assert landing.read_bytes() == original
+    if where == "backup":
+        assert _files(small_disk) == []  # no temp file, no partial backup
+    else:
+        assert (small_disk / "manifest.jsonl").read_bytes() == b""  # no torn line
+        assert _files(base / "backups") == []  # the unrecorded backup went
+
+    # Space again: the manifest's disk is emptied; the 3 MB backup goes to a folder with room.
+    (small_disk / "filler").unlink(missing_ok=True)
+    backups = tmp_path / "roomy-backups" if where == "backup" else base / "backups"
+    retry = _run_customer(base, *(("--backup-dir", str(backups)) if where == "backup" else extra))
+    assert retry.returncode == 0, retry.stderr
+    assert not landing.exists()
+    assert len([n for n in _files(backups) if n.endswith(".csv")]) == 1, _files(backups)

@@ -19,20 +19,23 @@ _DENIED = {errno.EACCES, errno.EPERM, errno.EROFS}
 _NOT_A_FOLDER = {errno.ENOTDIR, errno.EEXIST}
 
 
-def storage_error(exc: OSError, folder: str | os.PathLike[str]) -> StorageError:
+def storage_error(exc: OSError, folder: str | os.PathLike[str], *, option: str = "--out") -> StorageError:
     """StorageError for an OS error while writing into ``folder``: one line naming the path, and what to do.
 
-    The path is the one the OS named when it did (``exc.filename``), else ``folder``.
+    The path is the one the OS named when it did (the destination ``exc.filename2`` of a copy or rename,
+    else ``exc.filename``), else ``folder``; ``option`` is the
+    setting the hint tells the user to change (``--out`` for ``clean``).
     """
-    path = exc.filename if exc.filename is not None else folder
+    # A copy or rename names its destination second: that is where the write failed.
+    path = exc.filename2 or (exc.filename if exc.filename is not None else folder)
     code = exc.errno
     reason = exc.strerror or str(exc)
     if code in _FULL:
-        hint = "free some space (or raise the quota) on that disk, or choose another --out"
+        hint = f"free some space (or raise the quota) on that disk, or choose another {option}"
     elif code in _DENIED:
-        hint = "choose a folder you can write to (--out), or fix its permissions or mount"
+        hint = f"choose a folder you can write to ({option}), or fix its permissions or mount"
     elif code in _NOT_A_FOLDER:
-        hint = "a file is where a folder is expected: remove or rename it, or choose another --out"
+        hint = f"a file is where a folder is expected: remove or rename it, or choose another {option}"
     else:
         hint = "check the folder exists and is writable, then run again"
     return StorageError(f"cannot write {path}: {reason}; nothing was published", hint=hint)

@@ -273,6 +273,13 @@ def ingest_file(
                 for made in made_backups:
                     _drop_backup(made)  # this decision was not recorded: its backup is nobody's
                 made_backups.clear()
+            except (StorageError, OSError):
+                # The manifest could not record the backup made (disk full, quota, ...): a backup no
+                # record names would only be copied again by the retry, so it goes; the landing file stays.
+                for made in made_backups:
+                    with contextlib.suppress(OSError, StorageError):
+                        _drop_backup(made)
+                raise
         raise gave_up(manifest)
 
 

@@ -27,7 +27,11 @@ from typing import Any, Literal
 
 from pipekit.errors import StorageError
 from pipekit.io import storage
+from pipekit.io.atomic import storage_error
 from pipekit.io.storage import Location, S3Location
+
+#: What the hint of a failed manifest write tells the user to change.
+_OPTION = "--manifest (or --base-dir)"
 
 log = logging.getLogger(__name__)
 
@@ -135,22 +139,29 @@ class Manifest:
         if isinstance(self.path, S3Location):
             self._s3_append(entry)
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        line = json.dumps(entry.to_dict(), sort_keys=True, default=str) + "\n"
-        with open(self.path, "a+", encoding="utf-8") as fh:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        line = (json.dumps(entry.to_dict(), sort_keys=True, default=str) + "\n").encode("utf-8")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o666)
+        except OSError as exc:
+            raise storage_error(exc, self.path, option=_OPTION) from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            end = os.lseek(fd, 0, os.SEEK_END)
+            # A torn last line from an earlier crash must not swallow this entry.
+            data = line if end == 0 or os.pread(fd, 1, end - 1) == b"\n" else b"\n" + line
             try:
-                # A torn last line from an earlier crash must not swallow this entry.
-                fh.seek(0, os.SEEK_END)
-                if fh.tell() > 0:
-                    fh.seek(fh.tell() - 1)
-                    if fh.read(1) != "\n":
-                        fh.write("\n")
-                fh.write(line)
-                fh.flush()
-                os.fsync(fh.fileno())
-            finally:
-                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+                written = 0
+                while written < len(data):
+                    written += os.write(fd, data[written:])
+                os.fsync(fd)
+            except OSError as exc:
+                # Disk full (or quota) part-way: take the partial line back, so the manifest ends as it did.
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, end)
+                raise storage_error(exc, self.path, option=_OPTION) from exc
+        finally:
+            os.close(fd)  # closing releases the lock
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
