@@ -264,3 +264,48 @@ def test_run_customer_on_a_full_disk_exits_2_keeps_the_landing_file_and_the_retr
     assert retry.returncode == 0, retry.stderr
     assert not landing.exists()
     assert len([n for n in _files(backups) if n.endswith(".csv")]) == 1, _files(backups)
+
+
+def test_run_customer_killed_mid_run_then_rerun_makes_one_backup_and_one_ingest(
+    big: Path, tmp_path: Path
+) -> None:
+    """SIGKILL once the backup and the ``ingested`` line exist (while it validates or cleans), then a re-run:
+    the re-run reuses that backup and line (same sha256, same ingest): one backup, one ``ingested`` and
+    one ``completed`` line, the landing file removed only at the end, no staging litter."""
+    import json
+
+    from pipekit.io.ingest import Manifest
+
+    base = tmp_path / "base"
+    (base / "landing").mkdir(parents=True)
+    landing = base / "landing" / "customers.csv"
+    landing.write_bytes(big.read_bytes())
+    manifest = Manifest(base / "manifest.jsonl")
+    args = [str(PIPEKIT), "airflow", "run-customer", "--base-dir", str(base), "--now", NOW, "--json"]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while proc.poll() is None and time.monotonic() < deadline:
+            if (base / "manifest.jsonl").exists() and any(e.event == "ingested" for e in manifest.entries()):
+                break
+            time.sleep(0.01)
+        if proc.poll() is not None:
+            pytest.fail(f"run-customer ended (exit {proc.returncode}) before it could be killed: {proc.stderr.read()}")
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    assert landing.exists()
+
+    rerun = _run_customer(base)
+    assert rerun.returncode == 0, rerun.stderr
+    assert not landing.exists()
+    events = [e.event for e in manifest.entries()]
+    assert events.count("ingested") == 1 and events.count("completed") == 1, events
+    assert len([n for n in _files(base / "backups") if n.endswith(".csv")]) == 1, _files(base / "backups")
+    assert json.loads(rerun.stdout)["counts"]
+    hidden = [p for p in (base / "output").rglob(".*")]
+    assert hidden == [], hidden  # the killed run's staging folder was removed by the re-run
