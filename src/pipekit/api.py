@@ -27,7 +27,7 @@ from pipekit.core import (
     validate,
 )
 from pipekit.errors import InputError
-from pipekit.io._read import check_input
+from pipekit.io._read import DEFAULT_MAX_ROW_BYTES, check_input
 from pipekit.io.engine import DEFAULT_BATCH_ROWS, CleanFileReport, clean_file, iter_batches, read_header
 
 __all__ = ["CleanFileReport", "clean", "clean_file", "scan_file", "validate_file"]
@@ -66,19 +66,22 @@ def validate_file(
     config: CleaningConfig | None = None,
     encoding: str = "utf-8",
     batch_rows: int = DEFAULT_BATCH_ROWS,
+    max_row_bytes: int = DEFAULT_MAX_ROW_BYTES,
 ) -> ValidationReport:
-    """Validate a CSV file in batches; never raises for data problems (missing columns are in the report)."""
+    """Validate a CSV file in batches; never raises for data problems (missing columns are in the report).
+
+    Unreadable input (a row longer than ``max_row_bytes``, bad bytes, a malformed row) is an InputError."""
     config = config or CleaningConfig()
     email_column, timestamp_column = config.email_column, config.timestamp_column
     report: ValidationReport | None = None
     rows = 0
-    for batch in iter_batches(path, encoding=encoding, batch_rows=batch_rows):
+    for batch in iter_batches(path, encoding=encoding, batch_rows=batch_rows, max_row_bytes=max_row_bytes):
         part = validate(batch, config.required, row_offset=rows,
                         email_column=email_column, timestamp_column=timestamp_column)
         rows += batch.num_rows
         report = part if report is None else report.merge(part)
     if report is None:
-        columns = read_header(Path(path), encoding)
+        columns = read_header(Path(path), encoding, max_row_bytes=max_row_bytes)
         report = validate(
             pa.table({c: pa.array([], pa.string()) for c in columns}), config.required,
             email_column=email_column, timestamp_column=timestamp_column,
@@ -92,11 +95,16 @@ def scan_file(
     columns: Sequence[str] | None = None,
     sample: int | None = None,
     encoding: str = "utf-8",
+    max_row_bytes: int = DEFAULT_MAX_ROW_BYTES,
 ) -> PiiReport:
     """Scan a CSV or Parquet file for PII in batches; ``sample`` limits the scan to the first N rows."""
     src = Path(path)
     check_input(src)  # before anything opens it: a FIFO would block the Parquet sniff below
-    batches = _parquet_batches(src) if _is_parquet(src) else iter_batches(src, encoding=encoding)
+    batches = (
+        _parquet_batches(src)
+        if _is_parquet(src)
+        else iter_batches(src, encoding=encoding, max_row_bytes=max_row_bytes)
+    )
     findings: dict[str, dict[str, int]] = {}
     rows = 0
     for batch in batches:

@@ -309,3 +309,19 @@ def test_run_customer_killed_mid_run_then_rerun_makes_one_backup_and_one_ingest(
     assert json.loads(rerun.stdout)["counts"]
     hidden = [p for p in (base / "output").rglob(".*")]
     assert hidden == [], hidden  # the killed run's staging folder was removed by the re-run
+
+
+@pytest.mark.parametrize("command", ["validate", "scan-pii"])
+def test_validate_and_scan_pii_name_the_long_row_and_take_the_same_limit_option(tmp_path: Path, command: str) -> None:
+    """A 12 MB field (Arrow takes rows up to about twice the limit): exit 2 naming the line and
+    `--max-row-bytes`, which the command itself takes."""
+    src = tmp_path / "huge.csv"
+    src.write_text("id,name,email,timestamp\n1,Ann,a@example.com,2024-01-01\n"
+                   f"2,{'x' * 12_000_000},b@example.com,2024-01-02\n")
+    refused = _pipekit(command, str(src))
+    assert refused.returncode == 2, refused.stderr
+    _no_traceback(refused.stderr)
+    assert "line 3" in refused.stderr and "--max-row-bytes" in refused.stderr, refused.stderr
+    raised = _pipekit(command, str(src), "--max-row-bytes", "32MiB", "--json")
+    assert raised.returncode in (0, 1), raised.stderr  # 1: problems / PII found, as documented
+    _no_traceback(raised.stderr)

@@ -206,6 +206,12 @@ def validate_cmd(
         None, "--required", help="Comma-separated required columns (default id,name,email,timestamp)."
     ),
     encoding: str = typer.Option("utf-8", "--encoding", help="Input text encoding, e.g. latin-1."),
+    max_row_bytes: str = typer.Option(
+        "4MiB",
+        "--max-row-bytes",
+        help="Longest row accepted, all its fields together (e.g. 64MiB); a longer row stops the run "
+        "with its line number. Memory use grows with it.",
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing; only the exit code tells."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON on stdout."),
 ) -> None:
@@ -213,7 +219,8 @@ def validate_cmd(
     from pipekit.api import validate_file
 
     with user_errors():
-        report = validate_file(input_csv, config=_config(required, None), encoding=encoding)
+        report = validate_file(input_csv, config=_config(required, None), encoding=encoding,
+                               max_row_bytes=parse_bytes(max_row_bytes, "--max-row-bytes"))
     problems = bool(report.missing_columns or report.problems)
     if as_json:
         emit_json(report.to_dict())
@@ -235,6 +242,12 @@ def scan_pii_cmd(
     ),
     sample: int | None = typer.Option(None, "--sample", min=1, help="Scan only the first N rows."),
     encoding: str = typer.Option("utf-8", "--encoding", help="CSV text encoding."),
+    max_row_bytes: str = typer.Option(
+        "4MiB",
+        "--max-row-bytes",
+        help="Longest row accepted, all its fields together (e.g. 64MiB); a longer row stops the run "
+        "with its line number. Memory use grows with it.",
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing; only the exit code tells."),
     as_json: bool = typer.Option(False, "--json", help="Print the findings as JSON on stdout."),
 ) -> None:
@@ -242,7 +255,8 @@ def scan_pii_cmd(
     from pipekit.api import scan_file
 
     with user_errors():
-        report = scan_file(file, columns=_split(columns), sample=sample, encoding=encoding)
+        report = scan_file(file, columns=_split(columns), sample=sample, encoding=encoding,
+                           max_row_bytes=parse_bytes(max_row_bytes, "--max-row-bytes"))
     if as_json:
         emit_json(report.to_dict())
     elif not quiet:
