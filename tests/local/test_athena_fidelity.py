@@ -670,10 +670,26 @@ def test_documented_differences_still_hold(twin: Twin, case: str, sql: str, data
         assert "Fragment" not in (answer.data[0][0] or ""), doc  # Trino's plan is made of fragments
 
 
-def test_avro_is_not_written(twin: Twin) -> None:
-    """UNLOAD ... format = 'AVRO' is valid Athena (UNLOAD_DOC); the twin has no Avro writer."""
-    answer = twin.run(f"UNLOAD (SELECT 1) TO 's3://{BUCKET}/unload_avro/' WITH (format = 'AVRO')")
-    assert answer.state == "FAILED" and answer.reason.startswith("NOT_SUPPORTED")
+def test_unload_writes_avro_with_deflate(twin: Twin) -> None:
+    """UNLOAD ... format = 'AVRO' (UNLOAD_DOC); DEFLATE is the compression Athena names for Avro
+    (https://docs.aws.amazon.com/athena/latest/ug/compression-formats.html). Read back with fastavro."""
+    import io
+
+    import fastavro
+
+    answer = twin.run(f"UNLOAD (SELECT id, 'x' AS tag, CAST(NULL AS bigint) AS nothing, 2.5 AS ratio, "
+                      f"DATE '2024-01-31' AS day FROM people_lazy) TO 's3://{BUCKET}/unload_avro/' "
+                      "WITH (format = 'AVRO')")
+    assert answer.state == "SUCCEEDED", answer.reason
+    (key,) = [o["Key"] for o in twin.s3.list_objects_v2(Bucket=BUCKET, Prefix="unload_avro/")["Contents"]]
+    assert key.endswith(".avro")
+    reader = fastavro.reader(io.BytesIO(twin.s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()))
+    assert reader.codec == "deflate"
+    records = list(reader)
+    assert records and {r["tag"] for r in records} == {"x"} and {r["nothing"] for r in records} == {None}
+    assert [f["name"] for f in reader.writer_schema["fields"]] == ["id", "tag", "nothing", "ratio", "day"]
+    refused = twin.run(f"UNLOAD (SELECT 1) TO 's3://{BUCKET}/unload_avro_lzo/' WITH (format = 'AVRO', compression = 'LZO')")
+    assert refused.state == "FAILED" and "compression" in refused.reason
 
 
 def test_show_create_view_prints_the_view_sql(twin: Twin) -> None:

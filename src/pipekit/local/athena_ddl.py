@@ -423,7 +423,7 @@ def _msck(glue: Any, db: str, tbl: dict[str, Any], ctx: TwinContext, s3: Any) ->
 def write_files(table: Any, fmt: str, bucket: str, prefix: str, stem: str, s3: Any,
                 options: dict[str, str] | None = None) -> list[str]:
     """Write a query result as Athena does for CTAS/INSERT/UNLOAD: one file under ``prefix`` (GZIP unless
-    ``compression`` says otherwise; ZLIB for ORC); returns its URI."""
+    ``compression`` says otherwise; ZLIB for ORC, DEFLATE for Avro); returns its URI."""
     import pyarrow.orc as orc
     import pyarrow.parquet as pq
 
@@ -440,6 +440,13 @@ def write_files(table: Any, fmt: str, bucket: str, prefix: str, stem: str, s3: A
         codec = compression or "zlib"
         orc.write_table(arrow, buf, compression="uncompressed" if codec == "none" else codec)
         key = f"{prefix}{stem}.orc"
+    elif fmt == "AVRO":
+        codec = compression or "deflate"  # DEFLATE is the codec Athena names for Avro (compression-formats)
+        if codec not in {"deflate", "none"}:
+            raise QueryFailed(f"INVALID_TABLE_PROPERTY: compression '{codec}' for AVRO on the pipekit twin "
+                              "(DEFLATE or NONE)", error_type=1006)
+        _write_avro(arrow, buf, codec="null" if codec == "none" else codec)
+        key = f"{prefix}{stem}.avro"
     elif fmt in {"JSON", "JSONFILE"}:
         for row in arrow.to_pylist():
             buf.write((json.dumps({k: v for k, v in row.items() if v is not None}, default=str) + "\n").encode())
@@ -451,7 +458,7 @@ def write_files(table: Any, fmt: str, bucket: str, prefix: str, stem: str, s3: A
         key = f"{prefix}{stem}"
     else:
         raise QueryFailed(f"NOT_SUPPORTED: format '{fmt}' is not supported by the pipekit twin "
-                          "(PARQUET, ORC, JSON, TEXTFILE are)", error_type=1006)
+                          "(PARQUET, ORC, AVRO, JSON, TEXTFILE are)", error_type=1006)
     body = buf.getvalue()
     # GZIP is Athena's default write compression for Parquet and text files (ZLIB for ORC).
     if fmt in {"JSON", "JSONFILE", "TEXTFILE"} and compression in {"", "gzip"}:
@@ -460,6 +467,44 @@ def write_files(table: Any, fmt: str, bucket: str, prefix: str, stem: str, s3: A
         body, key = gzip.compress(body), key + ".gz"
     s3.put_object(Bucket=bucket, Key=key, Body=body)
     return [f"s3://{bucket}/{key}"]
+
+
+def _avro_type(field: Any) -> Any:
+    """The Avro schema of an Arrow field, nullable (Athena's columns all are)."""
+    import pyarrow as pa
+
+    t = field.type
+    if pa.types.is_boolean(t):
+        base: Any = "boolean"
+    elif pa.types.is_integer(t):
+        base = "long" if t.bit_width > 32 else "int"
+    elif pa.types.is_float32(t):
+        base = "float"
+    elif pa.types.is_floating(t):
+        base = "double"
+    elif pa.types.is_timestamp(t):
+        base = {"type": "long", "logicalType": "timestamp-micros"}
+    elif pa.types.is_date(t):
+        base = {"type": "int", "logicalType": "date"}
+    elif pa.types.is_binary(t) or pa.types.is_large_binary(t):
+        base = "bytes"
+    else:
+        base = "string"  # varchar, decimal (as its text), and anything nested, as Athena prints it
+    return ["null", base]
+
+
+def _write_avro(arrow: Any, buf: io.BytesIO, *, codec: str) -> None:
+    """An Avro object container file of ``arrow``'s rows (fastavro), one nullable field per column."""
+    import fastavro
+    import pyarrow as pa
+
+    fields = [{"name": f.name, "type": _avro_type(f)} for f in arrow.schema]
+    stringly = {f.name for f in arrow.schema if _avro_type(f)[1] == "string" and not pa.types.is_string(f.type)
+                and not pa.types.is_large_string(f.type)}
+    rows = ({k: (None if v is None else str(v)) if k in stringly else v for k, v in row.items()}
+            for row in arrow.to_pylist())
+    schema = fastavro.parse_schema({"type": "record", "name": "athena_unload", "fields": fields})
+    fastavro.writer(buf, schema, rows, codec=codec)
 
 
 def _empty_prefix(s3: Any, location: str) -> tuple[str, str]:

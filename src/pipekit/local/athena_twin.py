@@ -397,10 +397,7 @@ def _write_unload(table: QueryTable, to: str, props: str, qid: str, location: st
     """UNLOAD: the result as PARQUET, ORC, JSON or TEXTFILE files under an empty ``to``, and a manifest."""
     options = {k.lower(): v for k, v in re.findall(r"(\w+)\s*=\s*'([^']*)'", props)}
     fmt = options.get("format", "").upper()
-    if fmt == "AVRO":
-        raise QueryFailed("NOT_SUPPORTED: the pipekit twin cannot write AVRO (no Avro writer installed); "
-                          "use PARQUET, ORC, JSON or TEXTFILE", error_type=1006)
-    if fmt not in {"PARQUET", "ORC", "JSON", "TEXTFILE"}:
+    if fmt not in {"PARQUET", "ORC", "AVRO", "JSON", "TEXTFILE"}:
         raise QueryFailed(f"INVALID_TABLE_PROPERTY: UNLOAD format must be one of PARQUET, ORC, AVRO, JSON, "
                           f"TEXTFILE, not {fmt!r}", error_type=1006)
     bucket, prefix = split_s3(to)
