@@ -345,7 +345,29 @@ class TwinPipeline(CloudFormationModel):
 # ------------------------------------------------------------------------------------------ S3
 
 
-class TwinBucketPolicy(CloudFormationModel):
+class _NoAttributes:
+    """What a resource with no name property, no ``GetAtt`` and nothing to undo on delete answers moto's
+    stack engine (put before CloudFormationModel in the bases; not itself a model moto registers)."""
+
+    @staticmethod
+    def cloudformation_name_type() -> str:
+        return ""
+
+    @classmethod
+    def has_cfn_attr(cls, attr: str) -> bool:
+        return False
+
+    @classmethod
+    def delete_from_cloudformation_json(
+        cls, resource_name: str, cloudformation_json: dict[str, Any], account_id: str, region_name: str,
+    ) -> None:
+        return None
+
+    def is_created(self) -> bool:
+        return True
+
+
+class TwinBucketPolicy(_NoAttributes, CloudFormationModel):
     """AWS::S3::BucketPolicy, recorded on the stack but NOT attached to the bucket.
 
     moto enforces bucket policies, and the twin serves plain HTTP on 127.0.0.1: a TLS-only
@@ -363,16 +385,8 @@ class TwinBucketPolicy(CloudFormationModel):
         return self.name
 
     @staticmethod
-    def cloudformation_name_type() -> str:
-        return ""
-
-    @staticmethod
     def cloudformation_type() -> str:
         return "AWS::S3::BucketPolicy"
-
-    @classmethod
-    def has_cfn_attr(cls, attr: str) -> bool:
-        return False
 
     @classmethod
     def create_from_cloudformation_json(
@@ -390,20 +404,11 @@ class TwinBucketPolicy(CloudFormationModel):
         return cls.create_from_cloudformation_json(original_resource.name, cloudformation_json, account_id,
                                                    region_name)
 
-    @classmethod
-    def delete_from_cloudformation_json(
-        cls, resource_name: str, cloudformation_json: dict[str, Any], account_id: str, region_name: str,
-    ) -> None:
-        return None
-
-    def is_created(self) -> bool:
-        return True
-
 
 # -------------------------------------------------------------------------------------- Lambda
 
 
-class TwinLambdaPermission(CloudFormationModel):
+class TwinLambdaPermission(_NoAttributes, CloudFormationModel):
     """AWS::Lambda::Permission: the statement on the function's policy (as moto does), with a physical id.
 
     Defined after moto's ``Permission`` (imported first), so it wins in moto's type map.
@@ -418,16 +423,8 @@ class TwinLambdaPermission(CloudFormationModel):
         return self.statement_id
 
     @staticmethod
-    def cloudformation_name_type() -> str:
-        return ""
-
-    @staticmethod
     def cloudformation_type() -> str:
         return "AWS::Lambda::Permission"
-
-    @classmethod
-    def has_cfn_attr(cls, attr: str) -> bool:
-        return False
 
     @classmethod
     def create_from_cloudformation_json(
@@ -444,11 +441,3 @@ class TwinLambdaPermission(CloudFormationModel):
         fn.policy.add_statement(raw=json.dumps(props))
         return cls(str(props["StatementId"]), fn.function_name)
 
-    @classmethod
-    def delete_from_cloudformation_json(
-        cls, resource_name: str, cloudformation_json: dict[str, Any], account_id: str, region_name: str,
-    ) -> None:
-        return None
-
-    def is_created(self) -> bool:
-        return True
