@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 import pipekit
 from pipekit.core import CleaningConfig, clean_dataframe
 from pipekit.errors import ConfigError, InputError, ValidationError
-from pipekit.io import engine
+from pipekit.io import _run, engine
 from pipekit.io._dedup import RowHasher, SeenRows
 from pipekit.io.atomic import sha256_file
 from pipekit.io.engine import clean_file, output_paths
@@ -72,7 +72,7 @@ def test_streaming_equals_in_memory(tmp_path: Path, rows: list[tuple[str, ...]])
 def test_sample_file_matches_in_memory_with_polars_hash(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(engine, "_POLARS_MIN_BYTES", 0)  # use the polars row hash even on a small file
+    monkeypatch.setattr(_run, "_POLARS_MIN_BYTES", 0)  # use the polars row hash even on a small file
     src = pipekit.sample.write_customers_csv(tmp_path / "customers.csv", 5000, seed=7)
     expected, counts = _reference(src)
     report = clean_file(src, tmp_path / "out", now=NOW, batch_rows=999)
@@ -116,9 +116,9 @@ def test_row_hashes_are_keyed_per_run() -> None:
 
 
 def _pairs(rng: np.random.Generator, n: int, hi_values: int, lo_values: int) -> np.ndarray:
-    return np.stack(
-        [rng.integers(0, hi_values, size=n), rng.integers(0, lo_values, size=n)], axis=1
-    ).astype(np.uint64)
+    return np.stack([rng.integers(0, hi_values, size=n), rng.integers(0, lo_values, size=n)], axis=1).astype(
+        np.uint64
+    )
 
 
 @pytest.mark.parametrize("hi_values", [3, 400])
@@ -228,7 +228,11 @@ def test_quarantine_keeps_raw_rows_private_and_out_of_the_published_folder(tmp_p
     # The rows cannot be split into columns, so they cannot be masked: raw, but owner-only, and not published.
     assert path.read_text().splitlines() == ["id,name,email,timestamp", "2,b", "3,c,c@b.io,2020-01-01,extra"]
     assert stat.S_IMODE(path.stat().st_mode) == 0o600 and stat.S_IMODE(private.stat().st_mode) == 0o700
-    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["q_cleaned.csv", "q_cleaned.parquet", "q_report.json"]
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == [
+        "q_cleaned.csv",
+        "q_cleaned.parquet",
+        "q_report.json",
+    ]
     assert str(path) not in report.outputs.values()
     assert report.quarantine["first_rows"] == [
         {"line": 3, "record": 3, "fields": 2},
@@ -265,7 +269,9 @@ def test_a_quarantine_folder_inside_the_output_is_refused(tmp_path: Path, inside
 
 
 def test_malformed_row_error_names_line_and_columns_but_no_value(tmp_path: Path) -> None:
-    src = _write(tmp_path / "w.csv", "id,name,email,timestamp\n1,a,a@b.io,2020-01-01\n2,Jane Roe,jane.roe@secret.io\n")
+    src = _write(
+        tmp_path / "w.csv", "id,name,email,timestamp\n1,a,a@b.io,2020-01-01\n2,Jane Roe,jane.roe@secret.io\n"
+    )
     with pytest.raises(InputError) as info:
         clean_file(src, tmp_path / "o")
     text = str(info.value)
@@ -338,7 +344,7 @@ def test_formula_guard_counts_add_up_across_batches_and_guard_the_header(tmp_pat
     src = _write(tmp_path / "b.csv", "id,name,email,timestamp,=cmd|' /C calc'!A0\n" + rows)
     report = clean_file(src, tmp_path / "o", now=NOW, batch_rows=4)
     header = output_paths(src, tmp_path / "o")["csv"].read_text().splitlines()[0]
-    assert header.split(",")[4] == '"\'=cmd|\' /C calc\'!A0"'
+    assert header.split(",")[4] == "\"'=cmd|' /C calc'!A0\""
     assert pq.read_table(output_paths(src, tmp_path / "o")["parquet"]).column_names[4] == "=cmd|' /C calc'!A0"
     assert report.formula_guard["cells"] == {"=cmd|' /C calc'!A0": 10}
     assert report.formula_guard["header_cells"] == 1 and report.formula_guard["total"] == 11
@@ -364,7 +370,7 @@ def test_failure_mid_run_leaves_no_partial_file_and_keeps_earlier_outputs(
     clean_file(src, out, now=NOW)
     before = {p.name: p.read_bytes() for p in out.iterdir()}
 
-    real = engine.finalize_batch
+    real = _run.finalize_batch
     calls = {"n": 0}
 
     def failing(*args: object, **kwargs: object) -> object:
@@ -373,7 +379,7 @@ def test_failure_mid_run_leaves_no_partial_file_and_keeps_earlier_outputs(
             raise RuntimeError("disk on fire")
         return real(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(engine, "finalize_batch", failing)
+    monkeypatch.setattr(_run, "finalize_batch", failing)
     with pytest.raises((RuntimeError, pipekit.StorageError)):
         clean_file(src, out, now=datetime(2030, 1, 1, tzinfo=UTC), batch_rows=500)
     after = {p.name: p.read_bytes() for p in out.iterdir()}

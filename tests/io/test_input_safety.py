@@ -17,7 +17,7 @@ import pytest
 import pipekit
 from pipekit.api import scan_file, validate_file
 from pipekit.errors import InputError, StorageError
-from pipekit.io import _read, _staging, engine
+from pipekit.io import _read, _run, _staging
 from pipekit.io.engine import clean_file, iter_batches
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -178,7 +178,7 @@ def test_an_error_inside_the_bad_row_callback_is_raised_not_ignored(
     def full(self: Any, row: Any) -> str:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(engine._Run, "_handle_bad_row", full)
+    monkeypatch.setattr(_run.Run, "_handle_bad_row", full)
     with pytest.raises(StorageError, match="No space left on device") as caught:
         clean_file(src, tmp_path / "out", now=NOW, bad_rows="quarantine", quarantine_dir=tmp_path / "q")
     assert "free some space" in (caught.value.hint or "")
@@ -205,22 +205,22 @@ class _FullWriter:
 
 
 def _full_csv(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(engine.pacsv, "CSVWriter", _FullWriter)
+    monkeypatch.setattr(_run.pacsv, "CSVWriter", _FullWriter)
 
 
 def _full_parquet(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(engine.pq, "ParquetWriter", _FullWriter)
+    monkeypatch.setattr(_run.pq, "ParquetWriter", _FullWriter)
 
 
 def _full_on_close(monkeypatch: pytest.MonkeyPatch) -> None:
-    real = engine.pq.ParquetWriter
+    real = _run.pq.ParquetWriter
 
     class ClosesFull(real):  # type: ignore[misc, valid-type]
         def close(self) -> None:
             super().close()
             _enospc()
 
-    monkeypatch.setattr(engine.pq, "ParquetWriter", ClosesFull)
+    monkeypatch.setattr(_run.pq, "ParquetWriter", ClosesFull)
 
 
 def _full_report(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -311,7 +311,7 @@ def test_every_read_lets_go_of_the_file_when_it_stops_early(
     next(batches)
     batches.close()  # abandoned after one batch, as scan_file --sample does
     assert scan_file(src, sample=10).rows_scanned == 10
-    monkeypatch.setattr(engine.pq, "ParquetWriter", _FullWriter)  # the writer fails: the reader stops early
+    monkeypatch.setattr(_run.pq, "ParquetWriter", _FullWriter)  # the writer fails: the reader stops early
     with pytest.raises(StorageError):
         clean_file(src, tmp_path / "out", now=NOW, batch_rows=500)
     with pytest.raises(InputError):
