@@ -166,7 +166,10 @@ def test_table_kernels_match_pandas_wrappers() -> None:
 @given(
     st.lists(
         st.text(
-            alphabet=st.sampled_from(list("ab \t\n\r\x0b\x0c\x85\xa0\u2028\u2029\u3000\u200b-'")), max_size=12
+            alphabet=st.sampled_from(
+                list("ab \t\n\r\x0b\x0c\x85\xa0\u1680\u2028\u2029\u202f\u205f\u3000\u200b-'é")
+            ),
+            max_size=12,
         ),
         max_size=10,
     )
@@ -182,3 +185,27 @@ def test_names_kernel_only_rewrites_what_collapsing_changes(names: list[str]) ->
         pc.utf8_trim_whitespace(pc.replace_substring_regex(array, _WHITESPACE_RUN, " "))
     )
     assert names_kernel(array).to_pylist() == reference.to_pylist()
+
+
+_EDGE_TEXT = st.text(
+    alphabet=st.sampled_from(list("aZ0 \t\n\r\x0b\x0c\x1c\x1f\x7f\x85\xa0\u1680\u2003\u3000\ufeffé~")),
+    max_size=6,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.none(), _EDGE_TEXT), max_size=12))
+def test_trim_and_blank_fast_paths_match_the_full_kernels(values: list[str | None]) -> None:
+    """Skipping the trim of a column that needs none, and the blank test on trimmed columns, change nothing."""
+    import pyarrow.compute as pc
+
+    from pipekit.core.normalize import required_mask, trim_kernel
+
+    column = pa.array(values, pa.string())
+    assert trim_kernel(column).to_pylist() == pc.utf8_trim_whitespace(column).to_pylist()
+    table = pa.table({"a": column, "b": pa.array(list(reversed(values)), pa.string())})
+    trimmed = pa.table({name: trim_kernel(table.column(name)) for name in table.column_names})
+    fast = required_mask(trimmed, ["a", "b"], trimmed=True)
+    full = required_mask(table, ["a", "b"])
+    assert fast is not None and full is not None
+    assert fast.to_pylist() == full.to_pylist()

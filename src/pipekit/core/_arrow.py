@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+if TYPE_CHECKING:  # pandas loads only where a DataFrame is used (start-up: ~0.15 s)
+    import pandas as pd
+
 STRING = pa.string()
 # Booleans with nulls would become object columns; the nullable "boolean" dtype keeps them typed.
-_BOOL_MAPPING = {pa.bool_(): pd.BooleanDtype()}
+def _bool_mapping(data_type: pa.DataType) -> Any:
+    """``to_pandas`` types_mapper: booleans become the nullable ``boolean`` dtype (nulls kept)."""
+    import pandas as pd
+
+    return pd.BooleanDtype() if data_type == pa.bool_() else None
 
 
 def nulls_like(values: pa.Array | pa.ChunkedArray) -> pa.Array:
@@ -42,7 +51,8 @@ def as_array(values: pa.Array | pa.ChunkedArray | pd.Series | Sequence[object]) 
     """Return ``values`` as Arrow data without copying when it already is Arrow."""
     if isinstance(values, pa.Array | pa.ChunkedArray):
         return values
-    if isinstance(values, pd.Series):
+    pandas = sys.modules.get("pandas")  # not loaded: values cannot be a Series
+    if pandas is not None and isinstance(values, pandas.Series):
         return series_to_arrow(values)
     return pa.array(list(values), from_pandas=True)
 
@@ -64,7 +74,9 @@ def series_to_arrow(series: pd.Series) -> pa.Array | pa.ChunkedArray:
 
 def arrow_to_series(values: pa.Array | pa.ChunkedArray, like: pd.Series) -> pd.Series:
     """Convert Arrow data back to a Series with ``like``'s index, name and (string) dtype."""
-    out = values.to_pandas(types_mapper=_BOOL_MAPPING.get)
+    import pandas as pd
+
+    out = values.to_pandas(types_mapper=_bool_mapping)
     # Assign (not pass) the index: passing it to pd.Series would re-align by label and lose values.
     out.index = like.index
     out.name = like.name
@@ -83,7 +95,7 @@ def frame_to_table(frame: pd.DataFrame) -> pa.Table:
 
 def table_to_frame(table: pa.Table) -> pd.DataFrame:
     """Convert an Arrow table to pandas; booleans with nulls become the nullable ``boolean`` dtype."""
-    return table.to_pandas(types_mapper=_BOOL_MAPPING.get)
+    return table.to_pandas(types_mapper=_bool_mapping)
 
 
 def blank_mask(values: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
@@ -105,3 +117,22 @@ def first_rows(mask: pa.Array | pa.ChunkedArray, limit: int, row_offset: int) ->
         mask = mask.combine_chunks()
     idx = pc.indices_nonzero(pc.fill_null(mask, False))
     return tuple(int(i) + 1 + row_offset for i in idx.slice(0, limit).to_pylist())
+
+
+def string_offsets(chunk: pa.Array) -> np.ndarray:
+    """The offsets of a string/binary array (int32 or int64, ``len + 1`` values, slice offset applied)."""
+    large = pa.types.is_large_string(chunk.type) or pa.types.is_large_binary(chunk.type)
+    width, dtype = (8, np.int64) if large else (4, np.int32)
+    buffer = chunk.buffers()[1]
+    if buffer is None:
+        return np.zeros(len(chunk) + 1, dtype)
+    return np.frombuffer(buffer, dtype=dtype, count=len(chunk) + 1, offset=chunk.offset * width)
+
+
+def value_bytes(chunk: pa.Array) -> np.ndarray:
+    """The bytes of every value of a string/binary array, back to back (no copy)."""
+    data = chunk.buffers()[2]
+    if data is None or len(chunk) == 0:
+        return np.zeros(0, np.uint8)
+    offsets = string_offsets(chunk)
+    return np.frombuffer(data, dtype=np.uint8)[int(offsets[0]) : int(offsets[-1])]

@@ -11,9 +11,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -21,6 +20,9 @@ from pipekit.core._arrow import arrow_to_series, as_array, as_strings
 from pipekit.core._fast_email import mask_partial_fast
 from pipekit.core.normalize import emails_kernel
 from pipekit.errors import ConfigError
+
+if TYPE_CHECKING:  # pandas loads only where a DataFrame is used (start-up: ~0.15 s)
+    import pandas as pd
 
 Strategy = Literal["literal", "redact", "partial", "hash", "email"]
 STRATEGIES: tuple[str, ...] = ("literal", "redact", "partial", "hash", "email")

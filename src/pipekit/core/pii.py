@@ -10,15 +10,17 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipekit.core._arrow import frame_to_table, is_stringlike
 from pipekit.errors import ConfigError
+
+if TYPE_CHECKING:  # pandas loads only where a DataFrame is used (start-up: ~0.15 s)
+    import pandas as pd
 
 ENTITIES: tuple[str, ...] = ("email", "phone", "credit_card", "us_ssn", "ipv4", "iban")
 

@@ -139,7 +139,7 @@ class SeenRows:
             return np.zeros(0, dtype=np.int64)
         hi = np.ascontiguousarray(hashes[:, 0], dtype=np.uint64)
         lo = np.ascontiguousarray(hashes[:, 1], dtype=np.uint64)
-        order = np.lexsort((lo, hi))  # stable: the first occurrence of a pair comes first
+        order = _order_first_occurrence(hi, lo)
         hi, lo = hi[order], lo[order]
         distinct = np.ones(len(hi), dtype=bool)
         distinct[1:] = (hi[1:] != hi[:-1]) | (lo[1:] != lo[:-1])
@@ -155,7 +155,9 @@ class SeenRows:
                 fresh &= ~_contains(run_hi, run_lo, shared, part_hi, part_lo)
             new[start:stop] = fresh
             self._add(bucket, part_hi[fresh], part_lo[fresh])
-        return np.sort(first[new])
+        keep = np.zeros(len(hashes), dtype=bool)
+        keep[first[new]] = True
+        return np.flatnonzero(keep)  # file order, without sorting the indices
 
     def _add(self, bucket: int, hi: np.ndarray, lo: np.ndarray) -> None:
         if len(hi) == 0:
@@ -171,6 +173,25 @@ class SeenRows:
             order = np.argsort(merged_hi, kind="stable")  # two sorted runs: timsort merges them in linear time
             merged_hi, merged_lo = merged_hi[order], merged_lo[order]
             runs.append((merged_hi, merged_lo, _shares_hi(merged_hi)))
+
+
+def _order_first_occurrence(hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
+    """Row indices sorted by (hi, lo), equal pairs by index: the first occurrence of each pair leads.
+
+    An unstable sort on ``hi`` alone (several times faster than ``lexsort`` on both halves); only the
+    rows whose ``hi`` repeats (duplicates: a few percent) are then ordered by (hi, lo, index).
+    """
+    order = np.argsort(hi)
+    sorted_hi = hi[order]
+    repeats = sorted_hi[1:] == sorted_hi[:-1]
+    if repeats.any():
+        grouped = np.zeros(len(hi), dtype=bool)
+        grouped[1:] |= repeats
+        grouped[:-1] |= repeats
+        at = np.flatnonzero(grouped)  # whole groups of equal hi, in sorted position
+        rows = order[at]
+        order[at] = rows[np.lexsort((rows, lo[rows], hi[rows]))]
+    return order
 
 
 def _shares_hi(hi: np.ndarray) -> bool:

@@ -16,6 +16,7 @@ from collections.abc import Callable, Generator, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
@@ -203,6 +204,50 @@ def _is_utf8(encoding: str) -> bool:
         return False  # Arrow reports the unknown encoding itself
 
 
+class Utf8Check:
+    """Incremental strict UTF-8 validation of a byte stream, as ``codecs``' decoder but without decoding.
+
+    Arrow validates each chunk (SIMD, GIL released: ~2 ms per 4 MiB against ~6 ms for Python's decoder
+    building a str); a character cut by the chunk's end is carried over to the next chunk.
+    ``feed`` raises UnicodeDecodeError where Python's strict decoder would.
+    """
+
+    def __init__(self) -> None:
+        self._carry = b""
+
+    def feed(self, data: bytes | memoryview, *, final: bool = False) -> None:
+        """Check the next chunk (``final`` at the end of the stream: nothing may be left cut off)."""
+        chunk: bytes | memoryview = self._carry + bytes(data) if self._carry else data
+        cut = len(chunk) if final else _complete_prefix(chunk)
+        self._carry = bytes(chunk[cut:])
+        if cut and not _valid_utf8(chunk, cut):
+            bytes(chunk[:cut]).decode("utf-8")  # raises the decoder's own error, with its position
+            raise UnicodeDecodeError("utf-8", bytes(chunk[:cut]), 0, cut, "invalid UTF-8")  # unreachable
+
+
+def _complete_prefix(chunk: bytes | memoryview) -> int:
+    """Length of ``chunk`` without a multi-byte character cut off at its end (at most 3 bytes back)."""
+    n = len(chunk)
+    i = n - 1
+    while i >= 0 and n - i <= 4 and chunk[i] & 0xC0 == 0x80:
+        i -= 1  # continuation bytes
+    if i < 0 or n - i > 4:
+        return n  # no lead byte in reach: invalid anyway, let validation say so
+    lead = chunk[i]
+    need = 2 if 0xC0 <= lead < 0xE0 else 3 if 0xE0 <= lead < 0xF0 else 4 if 0xF0 <= lead < 0xF8 else 1
+    return i if n - i < need else n
+
+
+def _valid_utf8(chunk: bytes | memoryview, length: int) -> bool:
+    offsets = pa.py_buffer(np.array([0, length], dtype=np.int32))
+    array = pa.Array.from_buffers(pa.binary(), 1, [None, offsets, pa.py_buffer(chunk)])
+    try:
+        array.cast(pa.string())  # a safe cast validates UTF-8 (rejects overlongs, surrogates, > U+10FFFF)
+    except pa.ArrowInvalid:
+        return False
+    return True
+
+
 class _Digest:
     """What has been read so far: sha256, byte count, and whether an undecodable byte stopped the read."""
 
@@ -210,7 +255,7 @@ class _Digest:
         self.raw, self.progress, self.total = raw, progress, total
         self.sha = hashlib.sha256()
         self.bytes_read = 0
-        self.utf8 = codecs.getincrementaldecoder("utf-8")("strict") if _is_utf8(encoding) else None
+        self.utf8 = Utf8Check() if _is_utf8(encoding) else None
         self.undecodable = False
         self.closed = False
         # Arrow's reader reads up to 32 blocks ahead of the parser on its own thread, into Python bytes
@@ -255,7 +300,7 @@ class HashingReader(io.RawIOBase):
         if d.utf8 is not None:
             try:
                 # final at EOF: a multi-byte character cut off by the end of the file is undecodable too.
-                d.utf8.decode(bytes(memoryview(buffer)[:n]), final=not n)
+                d.utf8.feed(memoryview(buffer)[:n], final=not n)
             except UnicodeDecodeError:
                 d.undecodable = True
                 return 0

@@ -33,6 +33,7 @@ from pipekit.core import (
     guard_formula_text,
     guard_formulas,
     normalize_batch,
+    parse_timestamps,
     validate,
 )
 from pipekit.errors import ConfigError, InputError, PipekitError, StorageError
@@ -73,6 +74,8 @@ def quarantine_path(
 
 
 _DONE = object()
+#: The hidden column that carries a batch's parsed timestamps from validation to the future flag.
+_PARSED = "__pipekit_parsed_timestamp"
 
 
 class Run:
@@ -355,14 +358,29 @@ class Run:
     ) -> tuple[pa.Table, ValidationReport, dict[str, int], np.ndarray, dict[str, float]]:
         """Pool job: validate, normalise and hash one batch (independent of every other batch)."""
         t0 = time.perf_counter()
-        report = validate(table, self.config.required, row_offset=row_offset, **validate_kwargs(self.config))
+        # One timestamp parse per batch serves validation here and the future flag in _finalize_job:
+        # the parsed column rides along as a hidden column through the row filters (parse_timestamps
+        # trims, so parsing the raw value equals parsing the trimmed one).
+        parsed = self._parse_timestamps(table)
+        report = validate(
+            table,
+            self.config.required,
+            row_offset=row_offset,
+            parsed_timestamps=parsed,
+            **validate_kwargs(self.config),
+        )
+        if parsed is not None:
+            table = table.append_column(_PARSED, parsed)
         t1 = time.perf_counter()
         try:
             table, counts = normalize_batch(table, self.config)
         except ControlCharacterError as exc:
             raise self._control_char_error(exc, row_offset) from None  # the core's message has no file
+        if parsed is not None and counts.get("control_chars"):
+            # Stripping may have changed a timestamp: the flag must come from the cleaned value.
+            table = table.drop_columns([_PARSED])
         t2 = time.perf_counter()
-        hashes = self.hasher.hash_rows(table, self.config.dedup_keys)
+        hashes = self.hasher.hash_rows(table, self.config.dedup_keys or self.columns)
         t3 = time.perf_counter()
         return (
             table,
@@ -371,6 +389,13 @@ class Run:
             hashes,
             {"validate_s": t1 - t0, "normalize_s": t2 - t1, "hash_s": t3 - t2},
         )
+
+    def _parse_timestamps(self, table: pa.Table) -> pa.Array | None:
+        """The batch's timestamp column parsed once, or None when there is none to share."""
+        name = self.config.timestamp_column
+        if name not in table.column_names or _PARSED in table.column_names:
+            return None
+        return parse_timestamps(table.column(name))
 
     def _control_char_error(self, exc: ControlCharacterError, row_offset: int) -> InputError:
         """The core's ControlCharacterError as an InputError naming the file, data row and line."""
@@ -415,7 +440,13 @@ class Run:
         Returns (table for Parquet, table for CSV, counts, values guarded per column, timings).
         """
         t0 = time.perf_counter()
-        table, counts = finalize_batch(table, self.config, now=self.now, key=self.key)
+        parsed = None
+        if _PARSED in table.column_names:
+            parsed = table.column(_PARSED).combine_chunks()
+            table = table.drop_columns([_PARSED])
+        table, counts = finalize_batch(
+            table, self.config, now=self.now, key=self.key, parsed_timestamps=parsed
+        )
         t1 = time.perf_counter()
         csv_table, guarded = guard_formulas(table) if self.config.formula_guard else (table, {})
         return (

@@ -246,6 +246,7 @@ def _version() -> str:
 
 __all__ = [
     "DEFAULT_BATCH_ROWS",
+    "BadRows",
     "CleanFileReport",
     "clean_file",
     "default_quarantine_dir",
