@@ -1,4 +1,8 @@
-"""Compare two cleaned Parquet outputs as multisets of rows (DuckDB EXCEPT ALL), column by column."""
+"""Compare two cleaned Parquet outputs as multisets of rows (DuckDB EXCEPT ALL), column by column.
+
+The columns compared are the reference file's (so every input layout works); a column the other file
+lacks makes the outputs differ and is listed under ``missing_columns``.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +12,19 @@ import sys
 
 import duckdb
 
-COLUMNS = ("id", "name", "email", "phone", "address", "timestamp", "is_future")
+
+def _columns(con: duckdb.DuckDBPyConnection, path: str) -> list[str]:
+    return [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM read_parquet('{path}')").fetchall()]
 
 
 def compare(reference: str, other: str, *, examples: int = 0) -> dict[str, object]:
-    """Rows in each file, rows only in one of them, and how many differ per column when aligned by id."""
+    """Rows in each file, rows only in one of them, and how many differ per column (as multisets)."""
     con = duckdb.connect()
-    cols = ", ".join(f'"{c}"' for c in COLUMNS)
+    ref_cols, other_cols = _columns(con, reference), _columns(con, other)
+    missing = [c for c in ref_cols if c not in other_cols]
+    extra = [c for c in other_cols if c not in ref_cols]
+    shared = [c for c in ref_cols if c in other_cols]
+    cols = ", ".join(f'"{c}"' for c in shared)
     a, b = (
         f"(SELECT {cols} FROM read_parquet('{reference}'))",
         f"(SELECT {cols} FROM read_parquet('{other}'))",
@@ -28,10 +38,13 @@ def compare(reference: str, other: str, *, examples: int = 0) -> dict[str, objec
         "only_reference": only_a,
         "only_other": only_b,
     }
+    if missing or extra:
+        result["missing_columns"] = missing
+        result["extra_columns"] = extra
     if only_a or only_b:
         # Which columns explain the difference: compare the multiset of each column on its own.
         per_column = {}
-        for c in COLUMNS:
+        for c in shared:
             n = con.execute(
                 f'SELECT count(*) FROM ((SELECT "{c}" FROM {a}) EXCEPT ALL (SELECT "{c}" FROM {b}))'
             ).fetchone()[0]
@@ -45,7 +58,7 @@ def compare(reference: str, other: str, *, examples: int = 0) -> dict[str, objec
             result["examples_only_other"] = con.execute(
                 f"SELECT * FROM ({b} EXCEPT ALL {a}) LIMIT {examples}"
             ).fetchall()
-    result["same_rows"] = not only_a and not only_b
+    result["same_rows"] = not only_a and not only_b and not missing and not extra
     return result
 
 
