@@ -125,7 +125,11 @@ def test_mixed_array_goes_through_every_fallback() -> None:
 @given(
     st.lists(
         st.tuples(
-            st.integers(1, 9999), st.integers(0, 14), st.integers(0, 33), st.integers(0, 25), st.integers(0, 61)
+            st.integers(1, 9999),
+            st.integers(0, 14),
+            st.integers(0, 33),
+            st.integers(0, 25),
+            st.integers(0, 61),
         ),
         min_size=1,
         max_size=40,
@@ -144,3 +148,36 @@ def test_impossible_dates_are_null_and_do_not_disturb_the_rest(parts: list[tuple
             return None
 
     assert parse_timestamps(pa.array(raw)).to_pylist() == [expected(v) for v in raw]
+
+
+_ISO_PARTS = st.tuples(
+    st.sampled_from(["2024-02-29", "1999-12-31", "2023-01-15"]),
+    st.sampled_from(["", "T10", "T10:30", " 10:30:05", "t10:30:05.123", "T10:30:05,123456789"]),
+    st.sampled_from(["", "Z", "z", "+05", "-05", "+0530", "-05:30", "+00:00"]),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.one_of(st.none(), _ISO_PARTS, st.text(alphabet="0123456789-+:TZ .", max_size=25)), max_size=15
+    )
+)
+def test_zone_detection_matches_the_pattern_on_valid_values(items: list[object]) -> None:
+    """The byte-level zone test equals the _HAS_ZONE regex wherever the _ISO grammar matched."""
+    import pyarrow.compute as pc
+
+    from pipekit.core.timestamps import _HAS_ZONE, _ISO, _zoned
+
+    values = [
+        None
+        if item is None
+        else (item[0] + (item[1] + item[2] if item[1] else "") if isinstance(item, tuple) else item)
+        for item in items
+    ]
+    text = pa.array(values, pa.string())
+    valid = pc.fill_null(pc.match_substring_regex(text, _ISO), False)
+    expected = pc.and_(valid, pc.fill_null(pc.match_substring_regex(text, _HAS_ZONE), False))
+    assert _zoned(text, valid).to_pylist() == expected.to_pylist()
+    sliced = text.slice(1)
+    assert _zoned(sliced, valid.slice(1)).to_pylist() == expected.slice(1).to_pylist()

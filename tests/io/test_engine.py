@@ -142,6 +142,25 @@ def test_seen_rows_matches_a_set(hi_values: int) -> None:
     assert seen.nbytes == 16 * len(reference)
 
 
+def test_seen_rows_stays_exact_as_its_filter_grows() -> None:
+    # 150k distinct pairs in batches of 5k with repeats across and within batches: runs merge many
+    # times in every bucket on the way, and no row is ever dropped or kept twice.
+    rng = np.random.default_rng(3)
+    pool = rng.integers(0, 2**63, size=(150_000, 2), dtype=np.uint64) * np.uint64(2)
+    seen, reference = SeenRows(), set()
+    for _ in range(40):
+        batch = pool[rng.integers(0, len(pool), size=5_000)]
+        keep = seen.first_new(batch)
+        expected = []
+        for i, h in enumerate(map(tuple, batch.tolist())):
+            if h not in reference:
+                reference.add(h)
+                expected.append(i)
+        assert keep.tolist() == expected
+    assert len(seen) == len(reference) > 65_536
+    assert seen.nbytes == 16 * len(reference)
+
+
 def test_two_rows_whose_64_bit_hashes_collide_are_both_kept() -> None:
     seen = SeenRows()
     assert seen.first_new(np.array([[5, 1]], dtype=np.uint64)).tolist() == [0]

@@ -35,7 +35,6 @@ GUARD_PREFIX = "'"
 _NUMBER = r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
 #: A value that is one plain decimal number (RE2 syntax, whole value): never guarded.
 PLAIN_NUMBER_PATTERN = f"^{_NUMBER}$"
-_TRIGGER_PATTERN = r"^[=+\-@\t\r\n\x00]"
 _TRIGGER_BYTES = np.zeros(256, dtype=bool)
 _TRIGGER_BYTES[list(FORMULA_TRIGGERS.encode("ascii"))] = True
 _NUMBER_RE = re.compile(_NUMBER)
@@ -79,34 +78,41 @@ def guard_formulas(table: pa.Table) -> tuple[pa.Table, dict[str, int]]:
 
 
 def _guard_chunk(chunk: pa.Array) -> tuple[pa.Array, int]:
-    if not _may_need_guard(chunk):
+    risky = _risky_rows(chunk)
+    if risky is None:
         return chunk, 0
-    risky = pc.match_substring_regex(chunk, _TRIGGER_PATTERN)
-    number = pc.match_substring_regex(chunk, PLAIN_NUMBER_PATTERN)
-    guard = pc.fill_null(pc.and_not(risky, number), False)
-    n = int(pc.sum(guard).as_py() or 0)
-    if not n:
+    # Only values that start with a trigger can need the guard: test just those for a plain number.
+    rows = np.flatnonzero(risky)
+    candidates = chunk.take(pa.array(rows))
+    number = pc.fill_null(pc.match_substring_regex(candidates, PLAIN_NUMBER_PATTERN), False)
+    guarded = rows[~np.asarray(number.to_numpy(zero_copy_only=False), dtype=bool)]
+    if len(guarded) == 0:
         return chunk, 0
+    mask = np.zeros(len(chunk), dtype=bool)
+    mask[guarded] = True
     prefixed = pc.utf8_replace_slice(chunk, start=0, stop=0, replacement=GUARD_PREFIX)
-    return pc.if_else(guard, prefixed, chunk), n
+    return pc.if_else(pa.array(mask), prefixed, chunk), len(guarded)
 
 
-def _may_need_guard(chunk: pa.Array) -> bool:
-    """Whether any value's first byte is a trigger, read straight off the buffers (a cheap pre-check).
+def _risky_rows(chunk: pa.Array) -> npt.NDArray[np.bool_] | None:
+    """True for values whose first byte is a trigger, read straight off the buffers; None when none is.
 
-    Almost every column of real data has no such value, and this costs about a tenth of one regex
-    pass. Null slots may give false positives; the exact Arrow test runs whenever this says True.
+    Every trigger is one ASCII byte, so the first byte decides; nulls are never risky.
     """
     if len(chunk) == 0:
-        return False
+        return None
     _, offsets_buf, data_buf = chunk.buffers()[:3]
     if offsets_buf is None or data_buf is None:
-        return offsets_buf is None  # no data bytes: nothing to guard; no offsets: let the exact test decide
+        return None  # no data bytes: every value is empty or null
     offsets: npt.NDArray[np.signedinteger[Any]]
     if pa.types.is_large_string(chunk.type):
         offsets = np.frombuffer(offsets_buf, dtype=np.int64, count=len(chunk) + 1, offset=chunk.offset * 8)
     else:
         offsets = np.frombuffer(offsets_buf, dtype=np.int32, count=len(chunk) + 1, offset=chunk.offset * 4)
     starts = offsets[:-1]
-    first = np.frombuffer(data_buf, dtype=np.uint8)[starts[offsets[1:] > starts]]
-    return bool(_TRIGGER_BYTES[first].any())
+    nonempty = offsets[1:] > starts
+    risky = np.zeros(len(chunk), dtype=bool)
+    risky[nonempty] = _TRIGGER_BYTES[np.frombuffer(data_buf, dtype=np.uint8)[starts[nonempty]]]
+    if chunk.null_count:
+        risky &= np.asarray(chunk.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+    return risky if risky.any() else None

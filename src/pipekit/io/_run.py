@@ -37,7 +37,7 @@ from pipekit.core import (
     validate,
 )
 from pipekit.errors import ConfigError, InputError, PipekitError, StorageError
-from pipekit.io._dedup import RowHasher, SeenRows
+from pipekit.io._dedup import BatchHashes, RowHasher, SeenRows
 from pipekit.io._read import (
     DEFAULT_BATCH_BYTES,
     DEFAULT_MAX_ROW_BYTES,
@@ -63,6 +63,11 @@ _ROW_GROUP_BATCHES = 4
 _QUARANTINE_LINES = 20
 
 
+def prefers_polars(total_bytes: int) -> bool:
+    """Whether to hash rows with polars: much faster, but its import costs ~0.4 s, so large inputs only."""
+    return total_bytes > _POLARS_MIN_BYTES
+
+
 def quarantine_path(
     input_path: str | os.PathLike[str], quarantine_dir: str | os.PathLike[str], sha256: str
 ) -> Path:
@@ -74,6 +79,9 @@ def quarantine_path(
 
 
 _DONE = object()
+#: What the pool hands the file-order step per batch: the normalised table, its validation report,
+#: counts, distinct row hashes and timings.
+_Prepared = tuple[pa.Table, ValidationReport, dict[str, int], BatchHashes, dict[str, float]]
 #: The hidden column that carries a batch's parsed timestamps from validation to the future flag.
 _PARSED = "__pipekit_parsed_timestamp"
 
@@ -105,7 +113,7 @@ class Run:
         self.progress, self.total, self.paths = progress, total, paths
         self.batch_bytes, self.max_row_bytes = batch_bytes, max_row_bytes
         # polars' row hash is much faster but costs ~0.5 s to import: worth it only on larger files.
-        self.hasher = RowHasher(use_polars=None if total > _POLARS_MIN_BYTES else False)
+        self.hasher = RowHasher(use_polars=None if prefers_polars(total) else False)
         self.seen = SeenRows()
         self.rows_read = self.rows_written = self.quarantined = 0
         self.counts: dict[str, int] = {"dropped_null": 0, "dropped_duplicate": 0, "control_chars": 0}
@@ -286,9 +294,7 @@ class Run:
             daemon=True,
         )
         pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="pipekit-clean")
-        pending: deque[
-            Future[tuple[pa.Table, ValidationReport, dict[str, int], np.ndarray, dict[str, float]]]
-        ]
+        pending: deque[Future[_Prepared]]
         pending = deque()
         # Started with the stop signals blocked and unblocked inside the try: a SIGTERM/Ctrl-C that comes
         # meanwhile is raised where the finally below stops and joins the threads (a reader thread left
@@ -353,9 +359,7 @@ class Run:
             staging.retarget(self._quarantine_tmp, self._quarantine_target)
         self.timings["dedup_hashes_mib"] = round(self.seen.nbytes / 2**20, 2)
 
-    def _prepare(
-        self, table: pa.Table, row_offset: int
-    ) -> tuple[pa.Table, ValidationReport, dict[str, int], np.ndarray, dict[str, float]]:
+    def _prepare(self, table: pa.Table, row_offset: int) -> _Prepared:
         """Pool job: validate, normalise and hash one batch (independent of every other batch)."""
         t0 = time.perf_counter()
         # One timestamp parse per batch serves validation here and the future flag in _finalize_job:
@@ -380,7 +384,8 @@ class Run:
             # Stripping may have changed a timestamp: the flag must come from the cleaned value.
             table = table.drop_columns([_PARSED])
         t2 = time.perf_counter()
-        hashes = self.hasher.hash_rows(table, self.config.dedup_keys or self.columns)
+        # The batch's own duplicates are found here, in parallel; only the cross-batch check is serial.
+        hashes = SeenRows.distinct(self.hasher.hash_rows(table, self.config.dedup_keys or self.columns))
         t3 = time.perf_counter()
         return (
             table,
@@ -413,7 +418,7 @@ class Run:
 
     def _dedup_and_finalize(
         self,
-        prepared: tuple[pa.Table, ValidationReport, dict[str, int], np.ndarray, dict[str, float]],
+        prepared: _Prepared,
         pool: ThreadPoolExecutor,
         cleaned: queue.Queue[Any],
     ) -> None:
@@ -422,24 +427,25 @@ class Run:
         t0 = time.perf_counter()
         self.validation = self.validation.merge(report)
         self._add(counts)
-        keep = self.seen.first_new(hashes)
+        keep = self.seen.first_new_distinct(hashes)
         dropped = table.num_rows - len(keep)
-        if dropped:
-            table = table.take(pa.array(keep, pa.int64()))
         self.counts["dropped_duplicate"] += dropped
         timings["dedup_s"] = time.perf_counter() - t0
         for name, dt in timings.items():
             self.timings[name] = self.timings.get(name, 0.0) + dt
-        _put(cleaned, pool.submit(self._finalize_job, table), self._stop)
+        _put(cleaned, pool.submit(self._finalize_job, table, keep if dropped else None), self._stop)
 
     def _finalize_job(
-        self, table: pa.Table
+        self, table: pa.Table, keep: np.ndarray | None = None
     ) -> tuple[pa.Table, pa.Table, dict[str, int], dict[str, int], dict[str, float]]:
-        """Pool job: mask per policy and flag future timestamps; guard the CSV copy's formula-like text.
+        """Pool job: drop the duplicates (``keep``: the rows to keep), mask per policy and flag future
+        timestamps; guard the CSV copy's formula-like text.
 
         Returns (table for Parquet, table for CSV, counts, values guarded per column, timings).
         """
         t0 = time.perf_counter()
+        if keep is not None:
+            table = table.take(pa.Array.from_buffers(pa.int64(), len(keep), [None, pa.py_buffer(keep)]))
         parsed = None
         if _PARSED in table.column_names:
             parsed = table.column(_PARSED).combine_chunks()

@@ -21,6 +21,7 @@ from typing import Any
 
 from pipekit.core import CleaningConfig, MaskingPolicy, resolve_key, utc_now, validate
 from pipekit.errors import ConfigError, StorageError, ValidationError
+from pipekit.io._dedup import import_polars_in_background
 from pipekit.io._read import (
     DEFAULT_BATCH_ROWS,
     DEFAULT_MAX_ROW_BYTES,
@@ -31,7 +32,7 @@ from pipekit.io._read import (
     read_header,
 )
 from pipekit.io._report import CleanFileReport
-from pipekit.io._run import BadRows, Run, empty_table, quarantine_path, validate_kwargs
+from pipekit.io._run import BadRows, Run, empty_table, prefers_polars, quarantine_path, validate_kwargs
 from pipekit.io._staging import Staging, remove_stale
 from pipekit.io.atomic import storage_error
 
@@ -95,6 +96,8 @@ def clean_file(
     src = Path(input_path)
     identity = check_input(src)
     total = identity.st_size
+    if prefers_polars(total):
+        import_polars_in_background()  # overlaps the header read, staging and the first batches
     columns = read_header(src, encoding, max_row_bytes=max_row_bytes)
     batch_bytes = batch_bytes or batch_bytes_for(len(columns))
     _check_columns(src, columns, config)
