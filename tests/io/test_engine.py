@@ -139,7 +139,7 @@ def test_seen_rows_matches_a_set(hi_values: int) -> None:
                 expected.append(i)
         assert keep.tolist() == expected
     assert len(seen) == len(reference)
-    assert seen.nbytes == 16 * len(reference)
+    assert seen.nbytes == 12 * len(reference)
 
 
 def test_seen_rows_stays_exact_as_its_filter_grows() -> None:
@@ -158,7 +158,7 @@ def test_seen_rows_stays_exact_as_its_filter_grows() -> None:
                 expected.append(i)
         assert keep.tolist() == expected
     assert len(seen) == len(reference) > 65_536
-    assert seen.nbytes == 16 * len(reference)
+    assert seen.nbytes == 12 * len(reference)
 
 
 def test_two_rows_whose_64_bit_hashes_collide_are_both_kept() -> None:
