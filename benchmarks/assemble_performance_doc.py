@@ -13,7 +13,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PERF = ROOT / "docs" / "perf"
-ORDER = ["clean", "core", "airflow", "aws", "glue", "cicd", "ml"]
+ORDER = ["clean", "spark_clean", "core", "airflow", "aws", "glue", "cicd", "ml"]
 
 
 def demote(markdown: str) -> str:

@@ -323,3 +323,41 @@ def test_bookmarks_read_only_new_files_and_commit_only_on_success(entrypoint, sp
     code, stats, _ = run("job-bookmark-disable", "2026-01-04")
     assert code == 0 and stats["files_read"] == ["a.csv", "b.csv"] and stats["write_mode"] == "overwrite"
     assert len(pd.read_parquet(target)) == 24
+
+
+def test_clean_full_runs_the_whole_customer_cleaning(entrypoint, spark, tmp_path: Path, capsys) -> None:
+    from pipekit import clean_file
+    from pipekit.sample import write_customers_csv
+
+    source = write_customers_csv(tmp_path / "customers.csv", 800, seed=21, layout="narrow")
+    target = tmp_path / "out"
+    code, stats, err = _run(entrypoint, spark, capsys, "--JOB_NAME", "t", "--source_path", str(source),
+                            "--target_path", str(target), "--clean", "full", "--ingest_date", "2026-01-02")  # fmt: skip
+    assert code == 0, err
+    expected = clean_file(source, tmp_path / "file")
+    assert stats["clean"] == "full" and stats["rows_in"] == expected.rows_read == 800
+    assert stats["rows_out"] == expected.rows_written and stats["masked"] == {"email": expected.rows_written}
+    assert stats["counts"]["dropped_duplicate"] == expected.counts["dropped_duplicate"] > 0
+    assert stats["counts"]["dropped_null"] == expected.counts["dropped_null"] > 0
+    got = pd.read_parquet(target / "ingest_date=2026-01-02")
+    want = pd.read_parquet(expected.outputs["parquet"])
+    # The flag depends on "now" (the job's own clock): compare it apart from the values.
+    assert list(got.columns) == list(want.columns)
+    pd.testing.assert_frame_equal(got.drop(columns="is_future").sort_values("id").reset_index(drop=True),
+                                  want.drop(columns="is_future").sort_values("id").reset_index(drop=True))  # fmt: skip
+    assert list(got["id"]) == list(want["id"])  # file order, across the part files
+
+
+def test_clean_full_needs_the_customer_columns_and_a_known_mode(
+    entrypoint, spark, tmp_path: Path, capsys
+) -> None:
+    source = write_input(tmp_path / "aw.csv", n=5)
+    args = ("--JOB_NAME", "t", "--source_path", str(source), "--target_path", str(tmp_path / "o"))
+    code, _, err = _run(entrypoint, spark, capsys, *args, "--clean", "full")
+    assert code == 1
+    last = err.strip().splitlines()[-1]
+    assert last.startswith(f"ValidationError: {source}: missing required column(s): id, name")
+    code, _, err = _run(entrypoint, spark, capsys, *args, "--clean", "yes")
+    assert code == 2
+    assert "ConfigError: --clean must be one of none, full, got 'yes'" in err
+    assert not (tmp_path / "o").exists()

@@ -29,6 +29,7 @@ _CLEAN_EPILOG = """\
   pipekit clean export.csv --out out/ --encoding latin-1 --bad-rows quarantine
   pipekit clean export.csv --out out/ --bad-rows quarantine --quarantine-dir /secure/quarantine
   pipekit clean customers.csv --out out/ --policy policy.yaml --dedup-keys id,email
+  pipekit clean customers.csv --out out/ --engine spark --master local[2]
 
 Writes out/<stem>_cleaned.csv, out/<stem>_cleaned.parquet and out/<stem>_report.json
 (all renamed into place only when the run succeeds; the input is never modified).
@@ -163,6 +164,18 @@ def clean_cmd(
     batch_rows: int = typer.Option(
         1 << 17, "--batch-rows", min=1, help="Rows per batch (memory vs. overhead)."
     ),
+    engine: str = typer.Option(
+        "file",
+        "--engine",
+        help="'file' (streamed on this machine) or 'spark' (local Spark, the same results; needs pipekit[spark] "
+        "and Java).",
+    ),
+    master: str | None = typer.Option(
+        None,
+        "--master",
+        metavar="URL",
+        help="Spark master for --engine spark (default local[N], N = CPU count).",
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing on success."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON on stdout."),
 ) -> None:
@@ -179,25 +192,50 @@ def clean_cmd(
         config = replace(
             _config(required, dedup_keys), formula_guard=formula_guard, control_chars=control_chars
         )
-        with _progress(input_csv, enabled=not (quiet or as_json)) as progress:
-            report = clean_file(
-                input_csv,
-                out,
-                config=config,
-                policy=policy,
-                now=_parse_now(now),
-                encoding=encoding,
-                bad_rows=bad_rows_mode,
-                batch_rows=batch_rows,
-                progress=progress,
-                quarantine_dir=quarantine_dir,
-                max_row_bytes=row_limit,
+        if engine not in ("file", "spark"):
+            raise ConfigError(f"--engine must be 'file' or 'spark', not {engine!r}")
+        if master is not None and engine != "spark":
+            raise ConfigError(
+                "--master applies only to --engine spark", hint="add --engine spark, or drop --master"
             )
+        if engine == "spark":
+            report = _clean_spark(
+                input_csv, out, config, policy, _parse_now(now), encoding, bad_rows_mode, master
+            )
+        else:
+            with _progress(input_csv, enabled=not (quiet or as_json)) as progress:
+                report = clean_file(
+                    input_csv,
+                    out,
+                    config=config,
+                    policy=policy,
+                    now=_parse_now(now),
+                    encoding=encoding,
+                    bad_rows=bad_rows_mode,
+                    batch_rows=batch_rows,
+                    progress=progress,
+                    quarantine_dir=quarantine_dir,
+                    max_row_bytes=row_limit,
+                )
     if as_json:
         emit_json(report.to_dict())
     elif not quiet:
         _print_clean(report)
     raise typer.Exit(EXIT_OK)
+
+
+def _clean_spark(
+    input_csv: Path, out: Path, config: Any, policy: Path | None, now: datetime | None, encoding: str,
+    bad_rows: str, master: str | None,
+) -> Any:  # fmt: skip
+    """``pipekit clean --engine spark``: pyspark is imported only here."""
+    if bad_rows != "error":
+        raise ConfigError("--bad-rows quarantine needs --engine file", hint="Spark stops at a malformed row")
+    from pipekit.spark import clean_file_spark
+
+    return clean_file_spark(
+        input_csv, out, config=config, policy=policy, now=now, encoding=encoding, master=master
+    )
 
 
 def validate_cmd(

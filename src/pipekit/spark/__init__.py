@@ -1,4 +1,5 @@
-"""pipekit on Spark: the masking policy (Spark SQL, keyed hashes in an Arrow UDF) and the customers ETL.
+"""pipekit on Spark: the masking policy (Spark SQL, keyed hashes in an Arrow UDF), the customers ETL and the
+whole customer cleaning (``clean_file_spark``: the core's kernels in ``mapInArrow``).
 
 Importing this package does not import pyspark; the functions do, and raise MissingExtraError
 (``pip install "pipekit[spark]"``) when it is absent. On AWS Glue, pyspark is the cluster's own.
@@ -16,6 +17,8 @@ __all__ = [
     "MaskCounts",
     "apply_policy_spark",
     "check_columns",
+    "clean_file_spark",
+    "clean_frame_spark",
     "detect_pii_columns",
     "local_spark",
     "policy_select_sql",
@@ -36,6 +39,8 @@ _HOME = {
     "local_spark": "etl",
     "read_customers_csv": "etl",
     "run_customers_etl": "etl",
+    "clean_file_spark": "clean",
+    "clean_frame_spark": "clean",
     "policy_select_sql": "_sql",
     "rule_sql": "_sql",
 }

@@ -31,6 +31,8 @@ REQUIRED_ARGS: tuple[str, ...] = ("JOB_NAME", "source_path", "target_path")
 #: The source's ``transformation_ctx``: the key of its state in the job bookmark. Renaming it forgets the state.
 SOURCE_CTX = "customers_source"
 BOOKMARK_OPTIONS: tuple[str, ...] = ("job-bookmark-enable", "job-bookmark-disable", "job-bookmark-pause")
+#: ``--clean``: "none" masks per --policy (the job as it always was); "full" runs the whole customer cleaning.
+CLEAN_MODES: tuple[str, ...] = ("none", "full")
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}
 
@@ -53,6 +55,8 @@ class GlueJobArgs:
     run_id: str | None = None
     #: The ``ingest_date=`` partition this run's rows land in (default: today, UTC).
     ingest_date: str | None = None
+    #: "none" (mask only) or "full" (``pipekit clean``'s whole cleaning, on Spark, before writing).
+    clean: str = "none"
     raw: tuple[tuple[str, str], ...] = ()
 
     @property
@@ -115,6 +119,7 @@ def parse_job_args(argv: Sequence[str]) -> GlueJobArgs:
         bookmark_dir=options.get("pipekit_bookmark_dir") or None,
         run_id=options.get("JOB_RUN_ID") or None,
         ingest_date=_date(options, "ingest_date"),
+        clean=_clean_mode(options),
         raw=tuple(options.items()),
     )
 
@@ -254,26 +259,37 @@ def main(argv: Sequence[str] | None = None, *, spark: Any | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         args = parse_job_args(argv)
-        policy = load_policy(args.policy)
+        # --clean full without --policy masks as `pipekit clean` does (CleaningConfig's policy).
+        policy = load_policy(args.policy) if args.policy or args.clean == "none" else None
         with _runtime(args, spark) as (session, bookmarks):
             from pipekit.spark.etl import CsvOptions, run_customers_etl
 
             csv = CsvOptions(multiline=args.multiline)
             selection = bookmarks.select(session, args.source_path, SOURCE_CTX, csv)
-            stats = run_customers_etl(
-                session,
-                args.source_path,
-                args.target_path,
-                policy,
-                detect_pii=args.detect_pii,
-                pii_sample=args.pii_sample,
-                csv=csv,
-                temp_dir=args.temp_dir,
-                files=selection.files,
-                # Incremental runs add a partition's worth of files; a full read replaces the table.
-                write_mode="append" if args.incremental else "overwrite",
-                partition=("ingest_date", args.ingest_date or datetime.now(UTC).date().isoformat()),
-            )
+            # Incremental runs add a partition's worth of files; a full read replaces the table.
+            write_mode = "append" if args.incremental else "overwrite"
+            partition = ("ingest_date", args.ingest_date or datetime.now(UTC).date().isoformat())
+            if args.clean == "full":
+                from pipekit.spark.clean import run_customers_clean
+
+                stats = run_customers_clean(
+                    session, args.source_path, args.target_path, policy, csv=csv, temp_dir=args.temp_dir,
+                    files=selection.files, write_mode=write_mode, partition=partition,
+                )  # fmt: skip
+            else:
+                stats = run_customers_etl(
+                    session,
+                    args.source_path,
+                    args.target_path,
+                    policy,
+                    detect_pii=args.detect_pii,
+                    pii_sample=args.pii_sample,
+                    csv=csv,
+                    temp_dir=args.temp_dir,
+                    files=selection.files,
+                    write_mode=write_mode,
+                    partition=partition,
+                )
             stats.bookmark = args.bookmark_option
             stats.files_read = selection.keys
             stats.files_skipped = selection.skipped
@@ -371,6 +387,17 @@ def _bookmark_option(options: dict[str, str]) -> str:
     value = options.get("job-bookmark-option") or "job-bookmark-disable"
     if value not in BOOKMARK_OPTIONS:
         raise ConfigError(f"--job-bookmark-option must be one of {', '.join(BOOKMARK_OPTIONS)}, got {value!r}")
+    return value
+
+
+def _clean_mode(options: dict[str, str]) -> str:
+    """``--clean``, checked against CLEAN_MODES."""
+    value = options.get("clean") or "none"
+    if value not in CLEAN_MODES:
+        raise ConfigError(
+            f"--clean must be one of {', '.join(CLEAN_MODES)}, got {value!r}",
+            hint="--clean full runs pipekit's whole customer cleaning; --clean none (the default) only masks",
+        )
     return value
 
 

@@ -1,0 +1,215 @@
+"""What the Python workers run for ``pipekit.spark.clean``: the core's kernels over Arrow batches, and the
+tally of counts and validation they send back to the driver (an accumulator).
+
+Only numpy and pyarrow are imported here; pyspark (``TaskContext``) inside the function that needs it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from pipekit.core import (
+    CleaningConfig,
+    ControlCharacterError,
+    Problem,
+    ValidationReport,
+    finalize_batch,
+    guard_formulas,
+    normalize_batch,
+    validate,
+)
+
+#: Helper columns: the file's index (several input files) and the row's position in its file.
+FILE_COLUMN = "__pipekit_file"
+ROW_COLUMN = "__pipekit_row"
+RANK_COLUMN = "__pipekit_rank"
+#: ``monotonically_increasing_id``: the partition index sits above the low 33 bits.
+ROW_BITS = 33
+ROW_MASK = (1 << ROW_BITS) - 1
+CONTROL_MARK = "PIPEKIT_CONTROL_CHAR"
+CONTROL_RE = re.compile(
+    CONTROL_MARK + r" column=(?P<column>.*?) codepoint=(?P<cp>\d+) row=(?P<row>-?\d+) END"
+)
+
+
+# --- what the tasks report -------------------------------------------------------------------------
+
+
+@dataclass
+class Tally:
+    """What the tasks counted: per-rule counts, formula-guarded cells, rows per scan partition and the
+    validation report (its sample rows are row ids until :meth:`row_numbers` turns them into row numbers)."""
+
+    counts: dict[str, int] = field(default_factory=dict)
+    guarded: dict[str, int] = field(default_factory=dict)
+    partitions: dict[tuple[int, int], int] = field(default_factory=dict)
+    validation: ValidationReport | None = None
+    normalized: int = 0
+    written: int = 0
+
+    def merge(self, other: Tally) -> Tally:
+        """This tally plus ``other`` (order-free: counts add, validation samples keep the smallest ids)."""
+        out = Tally(dict(self.counts), dict(self.guarded), dict(self.partitions), self.validation,
+                    self.normalized + other.normalized, self.written + other.written)  # fmt: skip
+        for target, source in ((out.counts, other.counts), (out.guarded, other.guarded)):
+            for name, n in source.items():
+                target[name] = target.get(name, 0) + n
+        for part, n in other.partitions.items():
+            out.partitions[part] = out.partitions.get(part, 0) + n
+        if other.validation is not None:
+            out.validation = (
+                other.validation if out.validation is None else out.validation.merge(other.validation)
+            )
+        return out
+
+    def row_numbers(self) -> dict[int, int]:
+        """Offset of each scan partition of file 0 (its first row's 0-based row number)."""
+        offsets, at = {}, 0
+        for (file, part), n in sorted(self.partitions.items()):
+            if file == 0:
+                offsets[part] = at
+                at += n
+        return offsets
+
+
+class TallyParam:
+    """Accumulator parameter for :class:`Tally` (pyspark needs only ``zero`` and ``addInPlace``)."""
+
+    def zero(self, value: Tally) -> Tally:
+        return Tally()
+
+    def addInPlace(self, value1: Tally, value2: Tally) -> Tally:
+        return value1.merge(value2)
+
+
+# --- the kernels, as the Python workers run them ---------------------------------------------------
+
+
+def _fill_blank(table: pa.Table, columns: Sequence[str]) -> pa.Table:
+    """Spark reads an empty field as null; the file engine reads it as "": make them the same."""
+    arrays = []
+    for name in columns:
+        column = table.column(name)
+        arrays.append(pc.fill_null(column, "") if column.null_count else column)
+    return pa.Table.from_arrays(arrays, names=list(columns))
+
+
+def normalize_partition(
+    batches: Iterator[pa.RecordBatch], config: CleaningConfig, columns: list[str], tally: Any
+) -> Iterator[pa.RecordBatch]:
+    """Per batch: validate and normalise (the core's kernels), keeping each row's file/row ids alongside."""
+    total = Tally()
+    for batch in batches:
+        table = pa.Table.from_batches([batch])
+        ids = table.column(ROW_COLUMN)
+        files = table.column(FILE_COLUMN)
+        data = _fill_blank(table, columns)
+        report = validate(data, config.required, email_column=config.email_column,
+                          timestamp_column=config.timestamp_column)  # fmt: skip
+        id_values = ids.to_numpy()
+        report = _report_with_ids(report, id_values)
+        with_ids = data.append_column(FILE_COLUMN, files).append_column(ROW_COLUMN, ids)
+        try:
+            out, counts = normalize_batch(with_ids, config)
+        except ControlCharacterError as exc:
+            # A task's exception reaches the driver as text: carry what the driver needs to name the row.
+            raise RuntimeError(
+                f"{CONTROL_MARK} column={exc.column} codepoint={exc.codepoint} row={int(id_values[exc.row])} END"
+            ) from None
+        step = Tally(
+            counts={k: int(v) for k, v in counts.items()}, validation=report, normalized=out.num_rows
+        )
+        file_values = files.to_numpy()
+        keys, n = np.unique(np.stack([file_values.astype(np.int64), id_values >> ROW_BITS]), axis=1,
+                            return_counts=True)  # fmt: skip
+        step.partitions = {(int(f), int(p)): int(c) for (f, p), c in zip(keys.T, n, strict=True)}
+        total = total.merge(step)
+        yield from out.to_batches()
+    tally.add(total)
+
+
+def _report_with_ids(report: ValidationReport, ids: np.ndarray) -> ValidationReport:
+    """``report`` with each sample row (1-based in the batch) replaced by that row's id."""
+    problems = tuple(
+        Problem(p.column, p.kind, p.count, tuple(int(ids[i - 1]) for i in p.sample_rows))
+        for p in report.problems
+    )
+    return replace(report, problems=problems)
+
+
+def _finalize_table(
+    table: pa.Table, config: CleaningConfig, columns: list[str], now: datetime, key_ref: Any
+) -> tuple[pa.Table, dict[str, int]]:
+    """Mask and flag one batch (the core's ``finalize_batch``); the id columns are put back after."""
+    key = key_ref.value if key_ref is not None else None
+    out, counts = finalize_batch(table.select(columns), config, now=now, key=key)
+    out = pa.Table.from_arrays(
+        [c.cast(pa.string()) if pa.types.is_large_string(c.type) else c for c in out.columns],
+        names=out.column_names,
+    )
+    return out, counts
+
+
+def finalize_partition(
+    batches: Iterator[pa.RecordBatch], config: CleaningConfig, columns: list[str], now: datetime,
+    key_ref: Any, tally: Any,
+) -> Iterator[pa.RecordBatch]:  # fmt: skip
+    """Per batch: mask and flag; rows stay in order, with their ids (the Glue job sorts and drops them)."""
+    total = Tally()
+    for batch in batches:
+        table = pa.Table.from_batches([batch])
+        out, counts = _finalize_table(table, config, columns, now, key_ref)
+        out = out.append_column(FILE_COLUMN, table.column(FILE_COLUMN)).append_column(
+            ROW_COLUMN, table.column(ROW_COLUMN)
+        )
+        total = total.merge(Tally(counts=counts, written=out.num_rows))
+        yield from out.to_batches()
+    tally.add(total)
+
+
+def write_partition(
+    batches: Iterator[pa.RecordBatch], config: CleaningConfig, columns: list[str], now: datetime,
+    key_ref: Any, tally: Any, parts_dir: str,
+) -> Iterator[pa.RecordBatch]:  # fmt: skip
+    """Per batch: mask, flag, guard the CSV copy; append to this task's CSV and Arrow part files."""
+    import pyarrow.csv as pacsv
+    from pyspark import TaskContext
+
+    context = TaskContext.get()
+    part = context.partitionId() if context is not None else 0
+    base = Path(parts_dir) / f"{part:06d}"
+    total = Tally()
+    csv_fh = arrow_writer = arrow_fh = None
+    try:
+        for batch in batches:
+            table, counts = _finalize_table(pa.Table.from_batches([batch]), config, columns, now, key_ref)
+            guarded: dict[str, int] = {}
+            csv_table = table
+            if config.formula_guard:
+                csv_table, guarded = guard_formulas(table)
+            if csv_fh is None:
+                csv_fh = open(f"{base}.csv", "wb")  # noqa: SIM115 - closed in finally
+                arrow_fh = pa.OSFile(f"{base}.arrow", "wb")
+                arrow_writer = pa.ipc.new_stream(arrow_fh, table.schema)
+            pacsv.write_csv(csv_table, csv_fh, write_options=pacsv.WriteOptions(include_header=False))
+            assert arrow_writer is not None
+            arrow_writer.write_table(table)
+            total = total.merge(Tally(counts=counts, guarded=guarded, written=table.num_rows))
+    finally:
+        if arrow_writer is not None:
+            arrow_writer.close()
+        for fh in (arrow_fh, csv_fh):
+            if fh is not None:
+                fh.close()
+    tally.add(total)
+    yield pa.RecordBatch.from_pydict({"part": [part], "rows": [total.written]},
+                                     schema=pa.schema([("part", pa.int32()), ("rows", pa.int64())]))  # fmt: skip

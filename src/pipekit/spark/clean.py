@@ -1,0 +1,567 @@
+"""The whole customer cleaning on Spark, with the core's Arrow kernels: the same ``CleaningConfig``, the
+same rows in the same order as ``pipekit.clean_file``.
+
+Plan: read the CSV (every column a string, header, UTF-8) -> number the rows in file order ->
+``mapInArrow`` running ``validate`` + ``normalize_batch`` -> keep-first duplicate filter (a window over
+the dedup keys, ordered by the row number) -> sort by row number -> ``mapInArrow`` running
+``finalize_batch`` (and, for files, ``guard_formulas`` and the writing). The rules are the core's: no rule
+is re-written in Spark SQL, so the engines cannot drift apart.
+
+File order: ``monotonically_increasing_id()`` right after the scan is ``partition << 33 | record``. For one
+CSV, Spark's scan lists the file's splits in offset order (it sorts splits by length, descending and
+stably: every split of a file but the last has the same length, and the last is the shortest), so the id
+grows with the position in the file. Several files (the Glue job) are ordered by (file, id).
+
+Quoted fields holding line breaks need Spark's ``multiLine`` mode, which reads a file as one partition
+(the rows are then spread over the cores before the kernels run). ``multiline=None`` (the default)
+decides by scanning the file once (the same pass computes the report's sha256): a line break inside
+quotes switches it on, otherwise the file is split.
+
+Outputs (``clean_file_spark``): on a local master writing to a local folder, each task writes its part
+(CSV without header, formula-guarded; Arrow IPC for the Parquet side) into the run's staging folder, and
+the driver joins the parts into the same three files as ``clean_file`` (``output_paths``), renamed into
+place only when everything succeeded. Cluster masters and remote folders are refused with a pointer to
+the Glue job's ``--clean full``, which writes a Parquet folder through Spark.
+
+Counts and the validation report come back through one accumulator (merged on the driver); Spark applies
+an accumulator update of a transformation again when it re-runs a stage (a lost executor), so on a
+cluster the counts may then over-count, never the data.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from pipekit.core import (
+    CleaningConfig,
+    MaskingPolicy,
+    Problem,
+    ValidationReport,
+    finalize_batch,
+    guard_formula_text,
+    resolve_key,
+    utc_now,
+    validate,
+)
+from pipekit.errors import ConfigError, InputError, PipekitError, StorageError, ValidationError
+from pipekit.spark._clean_input import (
+    ARROW_BATCH_ROWS,
+    InputScan,
+    read_csv_strings,
+    scan_input,
+    string_schema,
+)
+from pipekit.spark._clean_input import session as _session
+from pipekit.spark._clean_tasks import (
+    CONTROL_RE,
+    FILE_COLUMN,
+    RANK_COLUMN,
+    ROW_BITS,
+    ROW_COLUMN,
+    ROW_MASK,
+    Tally,
+    TallyParam,
+    finalize_partition,
+    normalize_partition,
+    write_partition,
+)
+from pipekit.spark.etl import EtlStats
+
+
+@dataclass
+class CleanEtlStats(EtlStats):
+    """``EtlStats`` of a Glue ``--clean full`` run, plus the cleaning's counts per rule and the validation
+    problems found (per ``column.kind``)."""
+
+    clean: str = "full"
+    counts: dict[str, int] = field(default_factory=dict)
+    problems: dict[str, int] = field(default_factory=dict)
+
+
+# --- the plan ----------------------------------------------------------------------------------------
+
+
+def _col(name: str) -> Any:
+    from pyspark.sql import functions as F
+
+    return F.col("`" + name.replace("`", "``") + "`")
+
+
+def _with_ids_schema(columns: Sequence[str], flag: str | None = None) -> Any:
+    from pyspark.sql.types import BooleanType, IntegerType, LongType, StructField
+
+    schema = string_schema(columns)
+    if flag is not None:
+        schema = schema.add(StructField(flag, BooleanType(), True))
+    return schema.add(StructField(FILE_COLUMN, IntegerType(), False)).add(
+        StructField(ROW_COLUMN, LongType(), False)
+    )
+
+
+def with_row_ids(frame: Any, file_index: int = 0) -> Any:
+    """``frame`` (straight from a CSV scan) with the file index and the row's file-order id appended."""
+    from pyspark.sql import functions as F
+
+    return frame.select(*[_col(c) for c in frame.columns], F.lit(file_index).cast("int").alias(FILE_COLUMN),
+                        F.monotonically_increasing_id().alias(ROW_COLUMN))  # fmt: skip
+
+
+def deduplicated_plan(frame: Any, config: CleaningConfig, tally: Any, *, spread: int | None = None) -> Any:
+    """Normalise ``frame`` (data columns + ids, see :func:`with_row_ids`) and keep the first of each duplicate,
+    sorted in file order; ``spread`` repartitions first (a multiLine read is one partition)."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    columns = [c for c in frame.columns if c not in (FILE_COLUMN, ROW_COLUMN)]
+    if spread:
+        frame = frame.repartition(spread)
+
+    def normalize(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        return normalize_partition(batches, config, columns, tally)
+
+    normalized = frame.mapInArrow(normalize, _with_ids_schema(columns))
+    keys = [_col(k) for k in (config.dedup_keys or columns)]
+    # The 64-bit hash first makes the window's sort cheap; the key columns after it make it exact.
+    window = Window.partitionBy(F.xxhash64(*keys), *keys).orderBy(FILE_COLUMN, ROW_COLUMN)
+    first = normalized.withColumn(RANK_COLUMN, F.row_number().over(window)).where(F.col(RANK_COLUMN) == 1)
+    return first.drop(RANK_COLUMN).orderBy(FILE_COLUMN, ROW_COLUMN)
+
+
+def clean_frame_spark(
+    frame: Any,
+    config: CleaningConfig,
+    *,
+    now: datetime,
+    key: bytes | None = None,
+    spread: int | None = None,
+) -> tuple[Any, Any]:
+    """The cleaned rows of ``frame`` (ids appended by :func:`with_row_ids`), in file order, masked and
+    flagged, ids dropped; and the accumulator holding the :class:`Tally` (read it after the action)."""
+    spark = frame.sparkSession
+    tally = spark.sparkContext.accumulator(Tally(), TallyParam())
+    key_ref = _key_ref(spark, config, key)
+    columns = [c for c in frame.columns if c not in (FILE_COLUMN, ROW_COLUMN)]
+    out_columns = [c for c in columns if c != config.flag_column]
+    ordered = deduplicated_plan(frame, config, tally, spread=spread)
+
+    def finalize(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        return finalize_partition(batches, config, columns, now, key_ref, tally)
+
+    finalized = ordered.mapInArrow(finalize, _with_ids_schema(out_columns, config.flag_column))
+    return finalized.drop(FILE_COLUMN, ROW_COLUMN), tally
+
+
+def _key_ref(spark: Any, config: CleaningConfig, key: bytes | None) -> Any:
+    """The masking key as a broadcast (never in the plan or the conf), when a hash rule needs one."""
+    if not config.policy.needs_key:
+        return None
+    from pipekit.spark._keyed import broadcast_key
+
+    return broadcast_key(spark, resolve_key(key, config.policy.key_env))
+
+
+# --- the file job ------------------------------------------------------------------------------------
+
+
+def clean_file_spark(
+    input_path: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    *,
+    config: CleaningConfig | None = None,
+    policy: MaskingPolicy | str | os.PathLike[str] | None = None,
+    now: datetime | None = None,
+    key: bytes | None = None,
+    master: str | None = None,
+    spark: Any | None = None,
+    multiline: bool | None = None,
+    encoding: str = "utf-8",
+) -> Any:
+    """Clean one CSV file on Spark into ``DIR/<stem>_cleaned.csv``, ``.parquet`` and ``_report.json``: the
+    same files, rows and order as ``pipekit.clean_file`` (returns its ``CleanFileReport``, ``settings.engine``
+    = "spark").
+
+    ``spark``: a session to use (left running); else one for ``master`` (default ``local[N]``, N = CPU
+    count), stopped at the end. ``multiline``: quoted fields may hold line breaks (None: detect). Missing
+    required columns raise ValidationError before Spark starts; malformed rows raise InputError.
+    """
+    from pipekit.io._staging import Staging, remove_stale
+    from pipekit.io.engine import CleanFileReport, output_paths, read_header
+
+    started = time.perf_counter()
+    config = _resolve_config(config, policy)
+    now = utc_now(now)
+    src = Path(input_path)
+    if "://" in str(out_dir) or "://" in str(input_path):
+        raise ConfigError(
+            f"clean_file_spark reads and writes local files; got {input_path} -> {out_dir}",
+            hint="for S3 or a cluster run the Glue job with --clean full (it writes a Parquet folder)",
+        )
+    if master is not None and not master.startswith("local"):
+        raise ConfigError(
+            f"--master {master}: clean_file_spark joins the parts on this machine, so it needs a local master",
+            hint="use local[N], or run the Glue job with --clean full on a cluster",
+        )
+    if not src.is_file():
+        raise InputError(f"{src} does not exist or is not a file", hint="check the input path")
+    columns = read_header(src, encoding)
+    _check_columns(src, columns, config)
+    if config.policy.needs_key:
+        key = resolve_key(key, config.policy.key_env)  # before Spark starts: names the env var to set
+    paths = output_paths(src, out_dir)
+    if src.resolve() in {p.resolve() for p in paths.values() if p.exists()}:
+        raise ConfigError(
+            f"{src}: the output would overwrite the input", hint="choose another --out directory"
+        )
+    t0 = time.perf_counter()
+    scan = scan_input(src)
+    use_multiline = scan.multiline if multiline is None else multiline
+    timings = {"scan_s": time.perf_counter() - t0}
+    stale = remove_stale(Path(out_dir))
+
+    session, owned = _session(spark, master)
+    try:
+        with Staging() as staging:
+            csv_tmp = staging.new(paths["csv"])
+            parquet_tmp = staging.new(paths["parquet"])
+            parts_dir = csv_tmp.parent / f"parts-{os.getpid()}"
+            parts_dir.mkdir()
+            t0 = time.perf_counter()
+            tally, parts, partitions = _run(session, src, columns, config, now, key, use_multiline, encoding,
+                                            parts_dir)  # fmt: skip
+            timings["spark_s"] = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            final, zero_counts = finalize_batch(_empty(columns), config, now=now, key=key)
+            header_guarded = _join_parts(parts_dir, parts, csv_tmp, parquet_tmp, final.schema, config)
+            timings["publish_s"] = time.perf_counter() - t0
+            validation = validate(_empty(columns), config.required, email_column=config.email_column,
+                                  timestamp_column=config.timestamp_column)  # fmt: skip
+            if tally.validation is not None:
+                validation = validation.merge(_numbered(tally.validation, tally.row_numbers()))
+            report = CleanFileReport(
+                input={"path": str(src), "bytes": scan.bytes, "sha256": scan.sha256, "encoding": encoding},
+                outputs={k: str(p) for k, p in paths.items()},
+                rows_read=validation.rows,
+                rows_written=tally.written,
+                counts=_counts(tally, zero_counts),
+                validation=validation,
+                formula_guard=_guard_summary(tally, columns, config, header_guarded),
+                timings=timings,
+                settings=_settings(config, now, session, use_multiline, multiline is None, partitions),
+                pipekit_version=_version(),
+                stale_staging_removed=stale,
+            )
+            report.timings["total_s"] = time.perf_counter() - started
+            report_tmp = staging.new(paths["report"])
+            report_tmp.write_text(
+                json.dumps(report.to_dict(), indent=2, default=str) + "\n", encoding="utf-8"
+            )
+            staging.commit()
+    except OSError as exc:
+        from pipekit.io.atomic import storage_error
+
+        raise storage_error(exc, Path(out_dir)) from exc
+    finally:
+        if owned:
+            session.stop()
+    return report
+
+
+def _run(
+    spark: Any, src: Path, columns: list[str], config: CleaningConfig, now: datetime, key: bytes | None,
+    multiline: bool, encoding: str, parts_dir: Path,
+) -> tuple[Tally, list[int], int]:  # fmt: skip
+    """Run the plan; (tally with row numbers, parts in order that hold rows, scan partitions)."""
+    tally = spark.sparkContext.accumulator(Tally(), TallyParam())
+    key_ref = _key_ref(spark, config, key)
+    frame = read_csv_strings(spark, str(src.resolve()), columns, multiline=multiline, encoding=encoding)
+    partitions = frame.rdd.getNumPartitions()
+    cores = spark.sparkContext.defaultParallelism
+    spread = cores if multiline and cores > 1 else None
+    ordered = deduplicated_plan(with_row_ids(frame), config, tally, spread=spread)
+
+    def write(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        return write_partition(batches, config, columns, now, key_ref, tally, str(parts_dir))
+
+    try:
+        rows = ordered.mapInArrow(write, "part int, rows long").collect()
+    except Exception as exc:
+        raise _task_error(exc, src, multiline) from exc
+    return tally.value, sorted(r["part"] for r in rows if r["rows"]), partitions
+
+
+def _join_parts(
+    parts_dir: Path,
+    parts: list[int],
+    csv_tmp: Path,
+    parquet_tmp: Path,
+    schema: pa.Schema,
+    config: CleaningConfig,
+) -> int:
+    """Write the header, then each part's CSV bytes in order; the parts' Arrow rows into one Parquet file.
+    Returns the header cells the formula guard changed."""
+    import shutil
+
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    names = schema.names
+    header = [guard_formula_text(n) for n in names] if config.formula_guard else names
+    with open(csv_tmp, "wb") as out:
+        pacsv.write_csv(pa.Table.from_arrays([pa.array([], f.type) for f in schema], names=header), out)
+        for part in parts:
+            with open(parts_dir / f"{part:06d}.csv", "rb") as fh:
+                shutil.copyfileobj(fh, out, 8 << 20)
+    with pq.ParquetWriter(str(parquet_tmp), schema, compression="snappy") as writer:
+        for part in parts:
+            with pa.memory_map(str(parts_dir / f"{part:06d}.arrow")) as source:
+                table = pa.ipc.open_stream(source).read_all()
+                writer.write_table(table.cast(schema), row_group_size=1 << 17)
+            (parts_dir / f"{part:06d}.arrow").unlink()
+    return sum(a != b for a, b in zip(header, names, strict=True))
+
+
+def _counts(tally: Tally, finalizing: dict[str, int]) -> dict[str, int]:
+    """The report's counts in the file engine's order: the normalising ones, then masked.*, future, ..."""
+    counts = {"dropped_null": 0, "dropped_duplicate": 0, "control_chars": 0}
+    for name, n in tally.counts.items():
+        if name not in finalizing:
+            counts[name] = counts.get(name, 0) + n
+    counts["dropped_duplicate"] = tally.normalized - tally.written
+    return counts | {name: tally.counts.get(name, 0) for name in finalizing}
+
+
+def _guard_summary(tally: Tally, columns: list[str], config: CleaningConfig, header: int) -> dict[str, Any]:
+    """The report's ``csv_formula_guard`` section: on or off, values guarded per column (file order)."""
+    order = {name: i for i, name in enumerate(columns)}
+    cells = dict(sorted(tally.guarded.items(), key=lambda kv: order.get(kv[0], len(order))))
+    return {"enabled": config.formula_guard, "cells": cells, "header_cells": header,
+            "total": sum(cells.values()) + header}  # fmt: skip
+
+
+def _numbered(report: ValidationReport, offsets: dict[int, int]) -> ValidationReport:
+    """``report`` with each sample row id turned into the row's number in the file (1-based, as validate's)."""
+
+    def number(row_id: int) -> int:
+        return offsets.get(row_id >> ROW_BITS, 0) + (row_id & ROW_MASK) + 1
+
+    problems = tuple(
+        Problem(p.column, p.kind, p.count, tuple(sorted(number(r) for r in p.sample_rows)))
+        for p in report.problems
+    )
+    return replace(report, problems=problems)
+
+
+def _task_error(exc: BaseException, src: Path, multiline: bool) -> PipekitError:
+    """A failed Spark job as the error the file engine would raise, never quoting row contents."""
+    from pipekit.spark.etl import _first_line
+
+    text = str(exc)
+    control = CONTROL_RE.search(text)
+    if control:
+        row_id = int(control["row"])
+        where = f"data row {row_id + 1:,}" if row_id >> ROW_BITS == 0 else "a data row"
+        return InputError(
+            f"{src}: {where}, column {control['column']!r} holds a control character "
+            f"(U+{int(control['cp']):04X}); its value is not shown; nothing was written",
+            hint="pass --control-chars strip to remove such characters (counted in the report), or fix the file",
+        )
+    if "MALFORMED" in text or "Malformed" in text:
+        return InputError(
+            f"{src} has a malformed CSV row (a different number of fields than the header, or an unclosed quote)",
+            hint="fix the row or re-export the file as RFC 4180 CSV"
+            + ("" if multiline else "; quoted fields with line breaks need multiline=True (--multiline)"),
+        )
+    if isinstance(exc, PipekitError):
+        return exc
+    return StorageError(f"the Spark job cleaning {src} failed: {_first_line(exc)}",
+                        hint="see the Spark log above (PIPEKIT_SPARK_LOG_LEVEL=WARN shows more)")  # fmt: skip
+
+
+# --- the Glue job's --clean full -------------------------------------------------------------------
+
+
+def run_customers_clean(
+    spark: Any,
+    source: str,
+    target: str,
+    policy: MaskingPolicy | None = None,
+    *,
+    config: CleaningConfig | None = None,
+    csv: Any | None = None,
+    now: datetime | None = None,
+    key: bytes | None = None,
+    write_mode: str = "overwrite",
+    temp_dir: str | None = None,
+    files: Sequence[str] | None = None,
+    partition: tuple[str, str] | None = None,
+) -> Any:
+    """The Glue job's ``--clean full``: read ``source`` (or only ``files`` of it, in that order), run the whole
+    customer cleaning (``config``, its policy replaced by ``policy`` when given), write snappy Parquet to
+    ``target`` as ``run_customers_etl`` does (staged overwrite or append, into ``partition``)."""
+    from pyspark.sql import functions as F
+
+    from pipekit.spark.etl import (
+        CsvOptions,
+        _delete,
+        _first_line,
+        _input_error,
+        _is_read_failure,
+        _replace,
+        _staging_path,
+        read_customers_csv,
+    )
+
+    started = time.perf_counter()
+    config = _resolve_config(config, policy)
+    now = utc_now(now)
+    csv = csv or CsvOptions()
+    part = f"{partition[0]}={partition[1]}" if partition else None
+    paths = [source] if files is None else list(files)
+    if not paths:  # the bookmark says nothing is new: a successful run that adds nothing
+        return EtlStats(source=source, target=target, rows_in=0, rows_out=0, columns=[], masked={},
+                        write_mode=write_mode, seconds=round(time.perf_counter() - started, 3))  # fmt: skip
+    frames = [read_customers_csv(spark, path, csv) for path in paths]
+    columns = list(frames[0].columns)
+    for path, frame in zip(paths, frames, strict=True):
+        missing = [c for c in config.required if c not in frame.columns]
+        if missing:
+            raise ValidationError(
+                f"{path}: missing required column(s): {', '.join(missing)} (header has: {', '.join(frame.columns)})",
+                hint="--clean full needs the customer columns; --clean none only masks",
+            )
+        if list(frame.columns) != columns:
+            raise InputError(
+                f"{path}: its header differs from {paths[0]}'s", hint="give the files one header"
+            )
+    unknown = [k for k in config.dedup_keys or () if k not in columns]
+    if unknown:
+        raise ConfigError(f"{source}: duplicate key column(s) not in the file: {', '.join(unknown)}")
+    numbered = with_row_ids(frames[0], 0)
+    for i, frame in enumerate(frames[1:], 1):
+        numbered = numbered.unionByName(with_row_ids(frame, i))
+    cores = spark.sparkContext.defaultParallelism
+    cleaned, tally = clean_frame_spark(numbered, config, now=now, key=key,
+                                       spread=cores if csv.multiline and cores > 1 else None)  # fmt: skip
+    out = cleaned.withColumn(partition[0], F.lit(partition[1])) if partition else cleaned
+    staging = _staging_path(target, temp_dir) if write_mode == "overwrite" else target
+    try:
+        writer = out.write.mode(write_mode).option("compression", "snappy")
+        (writer.partitionBy(partition[0]) if partition else writer).parquet(staging)
+    except Exception as exc:
+        if staging != target:
+            _delete(spark, staging)
+        control = CONTROL_RE.search(str(exc))
+        if control:
+            raise _task_error(exc, Path(source), csv.multiline) from exc
+        if _is_read_failure(exc):
+            raise _input_error(exc, source) from exc
+        raise StorageError(f"writing Parquet to {target} failed: {_first_line(exc)}",
+                           hint="check the target path and its permissions") from exc  # fmt: skip
+    if staging != target:
+        _replace(spark, staging, target)
+    done: Tally = tally.value
+    return CleanEtlStats(
+        source=source,
+        target=target,
+        rows_in=done.validation.rows if done.validation is not None else 0,
+        rows_out=done.written,
+        columns=[*[c for c in columns if c != config.flag_column], config.flag_column],
+        masked={k[len("masked.") :]: v for k, v in done.counts.items() if k.startswith("masked.")},
+        write_mode=write_mode,
+        partition=part,
+        seconds=round(time.perf_counter() - started, 3),
+        clean="full",
+        counts={"dropped_duplicate": done.normalized - done.written, **done.counts},
+        problems={
+            f"{p.column}.{p.kind}": p.count for p in (done.validation.problems if done.validation else ())
+        },
+    )
+
+
+# --- helpers ----------------------------------------------------------------------
+
+
+def _check_columns(src: Path, columns: list[str], config: CleaningConfig) -> None:
+    """Missing required columns -> ValidationError; unknown dedup keys -> ConfigError (as the file engine)."""
+    missing = [c for c in config.required if c not in columns]
+    if missing:
+        report = validate(_empty(columns), config.required, email_column=config.email_column,
+                          timestamp_column=config.timestamp_column)  # fmt: skip
+        raise ValidationError(
+            f"{src}: missing required column(s): {', '.join(missing)}",
+            report=report,
+            hint=f"columns present: {', '.join(columns)}",
+        )
+    unknown = [k for k in config.dedup_keys or () if k not in columns]
+    if unknown:
+        raise ConfigError(
+            f"{src}: duplicate key column(s) not in the file: {', '.join(unknown)}",
+            hint=f"choose among: {', '.join(columns)}",
+        )
+
+
+def _empty(columns: Sequence[str]) -> pa.Table:
+    return pa.table({c: pa.array([], pa.string()) for c in columns})
+
+
+def _resolve_config(
+    config: CleaningConfig | None, policy: MaskingPolicy | str | os.PathLike[str] | None
+) -> CleaningConfig:
+    config = config or CleaningConfig()
+    if policy is None:
+        return config
+    if not isinstance(policy, MaskingPolicy):
+        policy = MaskingPolicy.from_file(policy)
+    return replace(config, policy=policy)
+
+
+def _settings(
+    config: CleaningConfig, now: datetime, spark: Any, multiline: bool, detected: bool, partitions: int
+) -> dict[str, Any]:
+    return {
+        "engine": "spark",
+        "master": spark.sparkContext.master,
+        "scan_partitions": partitions,
+        "shuffle_partitions": int(spark.conf.get("spark.sql.shuffle.partitions")),
+        "multiline": multiline,
+        "multiline_detected": detected,
+        "now": now.isoformat(),
+        "required": list(config.required),
+        "dedup_keys": list(config.dedup_keys) if config.dedup_keys else None,
+        "policy": config.policy.to_dict(),
+        "bad_rows": "error",
+        "formula_guard": config.formula_guard,
+        "control_chars": config.control_chars,
+    }
+
+
+def _version() -> str:
+    from pipekit import __version__
+
+    return __version__
+
+
+__all__ = [
+    "ARROW_BATCH_ROWS",
+    "FILE_COLUMN",
+    "ROW_COLUMN",
+    "CleanEtlStats",
+    "InputScan",
+    "Tally",
+    "clean_file_spark",
+    "clean_frame_spark",
+    "deduplicated_plan",
+    "read_csv_strings",
+    "run_customers_clean",
+    "scan_input",
+    "with_row_ids",
+]
