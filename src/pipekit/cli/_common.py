@@ -11,14 +11,15 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 from typer.core import TyperGroup
 
 from pipekit.errors import PipekitError
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 #: Exit codes: 0 success, 1 data-quality failure, 2 bad usage or unreadable input.
 EXIT_OK, EXIT_DATA, EXIT_USAGE = 0, 1, 2
@@ -37,6 +38,13 @@ def is_terminal(stream: object) -> bool:
         return False
 
 
+def escape(text: str) -> str:
+    """rich's ``escape``: user data in a markup string prints literally (rich loads only when printing)."""
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(text)
+
+
 def make_console(*, stderr: bool = False) -> Console:
     """The one place the CLI builds a rich Console: for sys.stdout (or sys.stderr) as it is now.
 
@@ -48,6 +56,8 @@ def make_console(*, stderr: bool = False) -> Console:
     Markup is off by default in both: user data (paths, row text, column names) prints literally. For
     pipekit's own styling pass ``markup=True`` and ``escape()`` the data that goes into that string.
     """
+    from rich.console import Console  # ~40 ms to import: only once something is printed
+
     stream = sys.stderr if stderr else sys.stdout
     if is_terminal(stream):
         return Console(file=stream, stderr=stderr, markup=False, emoji=False)

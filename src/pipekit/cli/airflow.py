@@ -7,9 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.markup import escape
 
-from pipekit.cli._common import emit_json, err_console, out_console, user_errors
+from pipekit.cli._common import emit_json, err_console, escape, out_console, user_errors
 
 airflow_app = typer.Typer(
     help="The customer-drop Airflow job: run it once in-process, or manage a cron entry that triggers the DAG.",

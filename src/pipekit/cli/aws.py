@@ -5,10 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.markup import escape
-from rich.table import Table
 
-from pipekit.cli._common import emit_json, err_console, out_console, user_errors
+from pipekit.cli._common import emit_json, err_console, escape, out_console, user_errors
 
 aws_app = typer.Typer(help="AWS building blocks of the ETL: ingest, crawl, query, run-job. "
                       "Names come from the CloudFormation stack's Outputs (--stack).", no_args_is_help=True)
@@ -80,6 +78,8 @@ def query_cmd(
     if as_json:
         emit_json(result.to_dict())
         return
+    from rich.table import Table
+
     table = Table(*result.columns, title=f"{len(result.rows)} row(s)")
     for row in result.rows[:max_rows]:
         table.add_row(*["NULL" if v is None else v for v in row])

@@ -8,13 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.markup import escape
 
 from pipekit.cli._common import (
     EXIT_DATA,
     EXIT_OK,
     emit_json,
     err_console,
+    escape,
     out_console,
     stop_signals,
     user_errors,

@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.markup import escape
 
-from pipekit.cli._common import EXIT_DATA, emit_json, err_console, out_console, user_errors
+from pipekit.cli._common import EXIT_DATA, emit_json, err_console, escape, out_console, user_errors
 
 etl_app = typer.Typer(help="The whole AWS ETL: deploy, run, verify (real AWS or the offline twin).",
                       no_args_is_help=True)

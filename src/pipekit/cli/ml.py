@@ -6,9 +6,8 @@ from dataclasses import asdict
 from pathlib import Path
 
 import typer
-from rich.markup import escape
 
-from pipekit.cli._common import emit_json, out_console, user_errors
+from pipekit.cli._common import emit_json, escape, out_console, user_errors
 
 ml_app = typer.Typer(
     help="Download Iris from Kaggle (checksummed, cached), train/evaluate/version a model, predict.",
