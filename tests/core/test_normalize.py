@@ -180,11 +180,16 @@ def test_names_kernel_only_rewrites_what_collapsing_changes(names: list[str]) ->
 
     from pipekit.core.normalize import _WHITESPACE_RUN, names_kernel
 
-    array = pa.array(names, pa.string())
-    reference = pc.utf8_title(
-        pc.utf8_trim_whitespace(pc.replace_substring_regex(array, _WHITESPACE_RUN, " "))
-    )
-    assert names_kernel(array).to_pylist() == reference.to_pylist()
+    array = pa.array([*names, None, "  x\t\ty  "], pa.string())
+
+    def reference(values: pa.Array) -> list[str | None]:
+        collapsed = pc.replace_substring_regex(values, _WHITESPACE_RUN, " ")
+        return pc.utf8_title(pc.utf8_trim_whitespace(collapsed)).to_pylist()
+
+    assert names_kernel(array).to_pylist() == reference(array)
+    # Sliced arrays (a batch of a bigger one) and large_string take the byte-level path too.
+    assert names_kernel(array.slice(1)).to_pylist() == reference(array.slice(1))
+    assert names_kernel(array.cast(pa.large_string())).to_pylist() == reference(array)
 
 
 _EDGE_TEXT = st.text(

@@ -19,7 +19,6 @@ from pipekit.core._arrow import (
     blank_mask,
     frame_to_table,
     is_stringlike,
-    nulls_like,
     string_offsets,
     value_bytes,
 )
@@ -154,36 +153,80 @@ def names_kernel(values: pa.Array | pa.ChunkedArray, *, trimmed: bool = False) -
     # Most names need no collapsing: find the few that might (a byte scan, a superset of what
     # _NEEDS_COLLAPSE matches) and rewrite only those; on a trimmed value without a run to collapse
     # the rewrite changes nothing, so the superset is safe.
-    needs = _may_need_collapse(text)
-    if needs is not None:
-        only = pc.if_else(needs, text, nulls_like(text))
-        collapsed = pc.utf8_trim_whitespace(pc.replace_substring_regex(only, _WHITESPACE_RUN, " "))
-        text = pc.if_else(needs, collapsed, text)
+    found = _may_need_collapse(text)
+    if found is not None:
+        needs, unicode = found
+        text = text.combine_chunks() if isinstance(text, pa.ChunkedArray) else text
+        ascii_only = needs & ~unicode
+        if ascii_only.any():  # runs of ASCII whitespace only: collapsed on the bytes
+            mask = pa.array(ascii_only)
+            text = pc.replace_with_mask(text, mask, _collapse_ascii_whitespace(text.filter(mask)))
+        if unicode.any():  # a non-ASCII space may be involved: RE2 decides
+            mask = pa.array(unicode)
+            collapsed = pc.replace_substring_regex(text.filter(mask), _WHITESPACE_RUN, " ")
+            text = pc.replace_with_mask(text, mask, pc.utf8_trim_whitespace(collapsed))
     # utf8_title upper-cases the first letter after any non-letter, which gives O'Brien and Jean-Luc.
     return pc.utf8_title(text)
 
 
-def _may_need_collapse(text: pa.Array | pa.ChunkedArray) -> pa.Array | None:
-    """True where a value holds a byte of a whitespace run ``_NEEDS_COLLAPSE`` could match; None: none.
+def _may_need_collapse(text: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray] | None:
+    """Where ``_NEEDS_COLLAPSE`` could match (a superset), and which of those rows hold a non-ASCII byte
+    that may start a \\p{Z} character; None when no row could match.
 
     Flags two spaces in a row, ASCII \\t..\\r, and the UTF-8 lead bytes of every non-ASCII \\p{Z}
-    character (0xC2, 0xE1-0xE3): a superset of the pattern's matches, found with plain comparisons.
+    character (0xC2, 0xE1-0xE3), found with plain comparisons.
     """
     array = text.combine_chunks() if isinstance(text, pa.ChunkedArray) else text
     raw = value_bytes(array)
     if len(raw) == 0:
         return None
     space = raw == 0x20
-    flagged = ((raw >= 0x09) & (raw <= 0x0D)) | (raw == 0xC2) | ((raw >= 0xE1) & (raw <= 0xE3))
+    lead = (raw == 0xC2) | ((raw >= 0xE1) & (raw <= 0xE3))
+    flagged = ((raw >= 0x09) & (raw <= 0x0D)) | lead
     flagged[1:] |= space[1:] & space[:-1]
     at = np.flatnonzero(flagged)
     if len(at) == 0:
         return None
     offsets = string_offsets(array)
-    rows = np.searchsorted(offsets, offsets[0] + at, side="right") - 1
-    mask = np.zeros(len(array), dtype=bool)
-    mask[rows] = True
-    return pa.array(mask)
+    needs = np.zeros(len(array), dtype=bool)
+    needs[np.searchsorted(offsets, offsets[0] + at, side="right") - 1] = True
+    unicode = np.zeros(len(array), dtype=bool)
+    at = np.flatnonzero(lead)
+    if len(at):
+        unicode[np.searchsorted(offsets, offsets[0] + at, side="right") - 1] = True
+    return needs, unicode
+
+
+#: RE2's \\s (tab, LF, FF, CR, space; not VT) plus the one ASCII \\p{Z} character, the space.
+_ASCII_WHITESPACE = np.zeros(256, dtype=bool)
+_ASCII_WHITESPACE[[0x09, 0x0A, 0x0C, 0x0D, 0x20]] = True
+
+
+def _collapse_ascii_whitespace(text: pa.Array) -> pa.Array:
+    """Each run of ASCII whitespace inside a value becomes one space, on the bytes (trimmed input).
+
+    The same as ``replace_substring_regex(text, _WHITESPACE_RUN, " ")`` for values without non-ASCII
+    spaces, several times faster; nulls stay null.
+    """
+    offsets = string_offsets(text).astype(np.int64)
+    raw = value_bytes(text)
+    starts = offsets[:-1] - offsets[0]
+    white = _ASCII_WHITESPACE[raw]
+    after_white = np.zeros(len(raw), dtype=bool)
+    after_white[1:] = white[:-1]
+    after_white[starts[starts < len(raw)]] = False  # a run never spans two values
+    keep = ~(white & after_white)
+    data = np.where(white, np.uint8(0x20), raw)[keep]
+    kept = np.zeros(len(raw) + 1, dtype=np.int64)
+    np.cumsum(keep, out=kept[1:])
+    large = pa.types.is_large_string(text.type)
+    new_offsets = kept[offsets - offsets[0]].astype(np.int64 if large else np.int32)
+    validity = text.buffers()[0] if text.null_count else None
+    if validity is not None and text.offset:
+        validity = pa.array(text.is_valid()).buffers()[1]  # re-based bitmap of a sliced array
+    return pa.Array.from_buffers(
+        text.type, len(text), [validity, pa.py_buffer(new_offsets), pa.py_buffer(data)], text.null_count
+    )
 
 
 def emails_kernel(values: pa.Array | pa.ChunkedArray, *, trimmed: bool = False) -> pa.Array | pa.ChunkedArray:
