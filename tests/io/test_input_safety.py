@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
 import pytest
 
 import pipekit
@@ -209,18 +210,18 @@ def _full_csv(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _full_parquet(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_run.pq, "ParquetWriter", _FullWriter)
+    monkeypatch.setattr(pq, "ParquetWriter", _FullWriter)
 
 
 def _full_on_close(monkeypatch: pytest.MonkeyPatch) -> None:
-    real = _run.pq.ParquetWriter
+    real = pq.ParquetWriter
 
     class ClosesFull(real):  # type: ignore[misc, valid-type]
         def close(self) -> None:
             super().close()
             _enospc()
 
-    monkeypatch.setattr(_run.pq, "ParquetWriter", ClosesFull)
+    monkeypatch.setattr(pq, "ParquetWriter", ClosesFull)
 
 
 def _full_report(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -311,7 +312,7 @@ def test_every_read_lets_go_of_the_file_when_it_stops_early(
     next(batches)
     batches.close()  # abandoned after one batch, as scan_file --sample does
     assert scan_file(src, sample=10).rows_scanned == 10
-    monkeypatch.setattr(_run.pq, "ParquetWriter", _FullWriter)  # the writer fails: the reader stops early
+    monkeypatch.setattr(pq, "ParquetWriter", _FullWriter)  # the writer fails: the reader stops early
     with pytest.raises(StorageError):
         clean_file(src, tmp_path / "out", now=NOW, batch_rows=500)
     with pytest.raises(InputError):

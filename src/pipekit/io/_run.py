@@ -18,13 +18,12 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal, TypedDict
+from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
 
 from pipekit.core import (
     CleaningConfig,
@@ -52,6 +51,9 @@ from pipekit.io._read import (
 from pipekit.io._staging import Staging
 from pipekit.io.atomic import storage_error
 from pipekit.io.csvfmt import header_line
+
+if TYPE_CHECKING:
+    import pyarrow.parquet as pq
 
 BadRows = Literal["error", "quarantine"]
 _QUEUE_DEPTH = 2
@@ -216,6 +218,10 @@ class Run:
         self, inbox: queue.Queue[Any], csv_path: Path, parquet_path: Path, errors: list[BaseException]
     ) -> None:
         csv: pacsv.CSVWriter | None = None
+        # Imported here, on the writer thread: pyarrow.parquet (with pyarrow.fs and ssl) costs ~30 ms,
+        # which then overlaps the reading and cleaning of the first batch instead of delaying them.
+        import pyarrow.parquet as pq
+
         parquet: pq.ParquetWriter | None = None
         csv_names: list[str] = []
         written = 0
