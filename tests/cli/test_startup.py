@@ -45,8 +45,9 @@ def test_pyarrow_still_converts_pandas_after_the_deferral() -> None:
     """The console script's deferral must not change what pyarrow does with pandas later in the process."""
     code = (
         "import sys\n"
-        "from pipekit.cli import _defer_pandas\n"
-        "_defer_pandas()\n"
+        "from pipekit.cli import _common\n"
+        "_common.OWN_PROCESS = True\n"
+        "_common.defer_pandas()\n"
         "assert 'pandas' not in sys.modules\n"
         "import pyarrow as pa\n"
         "frame = pa.table({'a': [1, None]}).to_pandas()\n"
@@ -59,3 +60,18 @@ def test_pyarrow_still_converts_pandas_after_the_deferral() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok"
+
+
+def test_commands_run_in_a_host_process_never_defer_pandas(tmp_path: Path) -> None:
+    """typer's CliRunner (or any host process) keeps pyarrow's pandas handling as it was."""
+    import pandas as pd
+    import pyarrow as pa
+    from typer.testing import CliRunner
+
+    from pipekit.cli import app
+
+    src = pipekit.sample.write_customers_csv(tmp_path / "c.csv", 10, seed=1, layout="narrow")
+    result = CliRunner().invoke(app, ["clean", str(src), "--out", str(tmp_path / "out"), "--quiet"])
+    assert result.exit_code == 0, result.output
+    stamps = pa.array(pd.Series(pd.to_datetime(["2024-01-01", None])))
+    assert stamps.null_count == 1

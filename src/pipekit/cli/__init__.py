@@ -6,10 +6,10 @@ Each command group lives in its own module with a ``register(app)`` function.
 from __future__ import annotations
 
 import importlib
-import sys
 
 import typer
 
+from pipekit.cli import _common
 from pipekit.cli._common import PipekitGroup
 
 app = typer.Typer(
@@ -53,35 +53,5 @@ def _root(
 
 def main() -> None:
     """Entry point of the ``pipekit`` console script."""
-    _defer_pandas()
+    _common.OWN_PROCESS = True  # this process is the command's own (see _common.defer_pandas)
     app()
-
-
-def _defer_pandas() -> None:
-    """Keep pyarrow from importing pandas (~0.15 s of start-up) in this process until it needs it.
-
-    pyarrow tries ``import pandas`` on its first conversion of any Python value (``pc.fill_null(x,
-    False)`` is one), to tell pandas objects apart; ``pipekit clean`` never hands it one. One
-    conversion while ``import pandas`` fails makes pyarrow record "no pandas" and stop looking; every
-    pyarrow call that really needs pandas (``to_pandas``, ``from_pandas``) still imports it then. Only
-    the console script does this: it owns its process, a notebook's ``import pipekit`` never does.
-    """
-    if "pandas" in sys.modules:
-        return
-    import pyarrow as pa
-
-    sys.meta_path.insert(0, _NoPandas)
-    try:
-        pa.scalar(0)
-    finally:
-        sys.meta_path.remove(_NoPandas)
-
-
-class _NoPandas:
-    """A meta path finder under which ``import pandas`` raises ImportError (see ``_defer_pandas``)."""
-
-    @staticmethod
-    def find_spec(name: str, path: object = None, target: object = None) -> None:
-        if name == "pandas" or name.startswith("pandas."):
-            raise ImportError("pandas is deferred while pipekit starts", name=name)
-        return None

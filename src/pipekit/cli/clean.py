@@ -12,6 +12,7 @@ import typer
 from pipekit.cli._common import (
     EXIT_DATA,
     EXIT_OK,
+    defer_pandas,
     emit_json,
     err_console,
     escape,
@@ -203,6 +204,7 @@ def clean_cmd(
                 input_csv, out, config, policy, _parse_now(now), encoding, bad_rows_mode, master
             )
         else:
+            defer_pandas()  # the file engine hands pyarrow no pandas object
             with _progress(input_csv, enabled=not (quiet or as_json)) as progress:
                 report = clean_file(
                     input_csv,
