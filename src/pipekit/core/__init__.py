@@ -64,6 +64,7 @@ from pipekit.core.pipeline import (
     dedup_batch,
     finalize_batch,
     normalize_batch,
+    normalize_rows,
 )
 from pipekit.core.timestamps import (
     TIMESTAMP_PATTERN,
@@ -133,6 +134,7 @@ __all__ = [
     "normalize_batch",
     "normalize_emails",
     "normalize_names",
+    "normalize_rows",
     "parse_timestamps",
     "partial_kernel",
     "resolve_key",

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from pipekit.core._arrow import frame_to_table, table_to_frame
 from pipekit.core.masking import CUSTOMER_POLICY, MaskingPolicy, mask_table
@@ -20,9 +21,9 @@ from pipekit.core.normalize import (
     DEFAULT_REQUIRED,
     apply_control_chars,
     drop_duplicates_table,
-    drop_nulls_table,
     emails_kernel,
     names_kernel,
+    required_mask,
     trim_kernel,
 )
 from pipekit.core.timestamps import future_flags, utc_now
@@ -91,13 +92,29 @@ def normalize_batch(batch: pa.Table, config: CleaningConfig) -> tuple[pa.Table, 
     """Strip (or reject) control characters, drop rows with null/blank required values, trim text,
     Title Case names, lower-case emails.
     """
+    table, blank, counts = normalize_rows(batch, config)
+    if blank is not None and counts["dropped_null"]:
+        table = table.filter(pc.invert(blank))
+    return table, counts
+
+
+def normalize_rows(
+    batch: pa.Table, config: CleaningConfig
+) -> tuple[pa.Table, pa.Array | pa.ChunkedArray | None, dict[str, int]]:
+    """``normalize_batch`` without the drop: (every row normalised, True where a required value is null
+    or blank - None when the table has no required column -, counts).
+
+    For a caller that drops rows for other reasons too (duplicates) and wants one copy, not two.
+    """
     # Control characters first, so a value that is only "\x00 " counts as blank and trimming sees the rest.
     batch, control = apply_control_chars(batch, config.control_chars)
     # Trimming first is equivalent (blank == empty after trim) and lets the null test reuse the work.
     columns = [trim_kernel(column) for column in batch.columns]
     table = pa.Table.from_arrays(columns, names=batch.column_names)
-    table, dropped = drop_nulls_table(table, config.required, trimmed=True)
+    blank = required_mask(table, config.required, trimmed=True)
+    dropped = int(pc.sum(blank).as_py() or 0) if blank is not None else 0
     names = table.column_names
+    # Blank rows are normalised too (a null stays null, "" stays ""): cheaper than copying the table.
     if config.name_column in names:
         i = names.index(config.name_column)
         values = names_kernel(table.column(i), trimmed=True)
@@ -106,7 +123,7 @@ def normalize_batch(batch: pa.Table, config: CleaningConfig) -> tuple[pa.Table, 
         i = names.index(config.email_column)
         values = emails_kernel(table.column(i), trimmed=True)
         table = table.set_column(i, pa.field(config.email_column, values.type), values)
-    return table, {"dropped_null": dropped, "control_chars": control}
+    return table, blank, {"dropped_null": dropped, "control_chars": control}
 
 
 def dedup_batch(batch: pa.Table, config: CleaningConfig) -> tuple[pa.Table, dict[str, int]]:

@@ -175,18 +175,28 @@ class SeenRows:
         return sum(hi.nbytes + lo.nbytes for runs in self._buckets for hi, lo, _ in runs)
 
     @staticmethod
-    def distinct(hashes: np.ndarray) -> BatchHashes:
-        """The batch's distinct pairs sorted by ``hi``, each with the index of its first occurrence."""
+    def distinct(hashes: np.ndarray, skip: np.ndarray | None = None) -> BatchHashes:
+        """The batch's distinct pairs sorted by ``hi``, each with the index of its first occurrence.
+
+        Rows where ``skip`` is True (rows dropped for another reason) take no part: never kept, never seen.
+        """
+        rows = len(hashes)
+        if skip is not None and skip.any():
+            index = np.flatnonzero(~skip)
+            hashes = hashes[index]
+        else:
+            index = None
         if len(hashes) == 0:
             empty = np.zeros(0, dtype=np.uint64)
-            return BatchHashes(empty, empty, np.zeros(0, dtype=np.int64), 0)
+            return BatchHashes(empty, empty, np.zeros(0, dtype=np.int64), rows)
         hi = np.ascontiguousarray(hashes[:, 0], dtype=np.uint64)
         lo = np.ascontiguousarray(hashes[:, 1], dtype=np.uint64)
         order = _order_first_occurrence(hi, lo)
         hi, lo = hi[order], lo[order]
         distinct = np.ones(len(hi), dtype=bool)
         distinct[1:] = (hi[1:] != hi[:-1]) | (lo[1:] != lo[:-1])
-        return BatchHashes(hi[distinct], lo[distinct], order[distinct], len(hashes))
+        first = order[distinct] if index is None else index[order[distinct]]
+        return BatchHashes(hi[distinct], lo[distinct], first, rows)
 
     def first_new(self, hashes: np.ndarray) -> np.ndarray:
         """Sorted row indices whose hash is new (first in this batch, unseen before); records them.

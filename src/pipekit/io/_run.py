@@ -32,7 +32,7 @@ from pipekit.core import (
     finalize_batch,
     guard_formula_text,
     guard_formulas,
-    normalize_batch,
+    normalize_rows,
     parse_timestamps,
     validate,
 )
@@ -389,7 +389,9 @@ class Run:
             table = table.append_column(_PARSED, parsed)
         t1 = time.perf_counter()
         try:
-            table, counts = normalize_batch(table, self.config)
+            # Rows with a blank required value stay in the table until the one take in _finalize_job,
+            # which drops them with the duplicates (one copy of the batch instead of two).
+            table, blank, counts = normalize_rows(table, self.config)
         except ControlCharacterError as exc:
             raise self._control_char_error(exc, row_offset) from None  # the core's message has no file
         if parsed is not None and counts.get("control_chars"):
@@ -397,7 +399,10 @@ class Run:
             table = table.drop_columns([_PARSED])
         t2 = time.perf_counter()
         # The batch's own duplicates are found here, in parallel; only the cross-batch check is serial.
-        hashes = SeenRows.distinct(self.hasher.hash_rows(table, self.config.dedup_keys or self.columns))
+        skip = None if blank is None else np.asarray(blank.to_numpy(zero_copy_only=False), dtype=bool)
+        hashes = SeenRows.distinct(
+            self.hasher.hash_rows(table, self.config.dedup_keys or self.columns), skip=skip
+        )
         t3 = time.perf_counter()
         return (
             table,
@@ -440,8 +445,8 @@ class Run:
         self.validation = self.validation.merge(report)
         self._add(counts)
         keep = self.seen.first_new_distinct(hashes)
-        dropped = table.num_rows - len(keep)
-        self.counts["dropped_duplicate"] += dropped
+        dropped = table.num_rows - len(keep)  # blank rows (counted by normalize_rows) and duplicates
+        self.counts["dropped_duplicate"] += dropped - counts["dropped_null"]
         timings["dedup_s"] = time.perf_counter() - t0
         for name, dt in timings.items():
             self.timings[name] = self.timings.get(name, 0.0) + dt
