@@ -4,7 +4,12 @@ detected PII masked) and write them as snappy Parquet.
 Job arguments: --JOB_NAME NAME --source_path s3://.../customers_csv/ --target_path s3://.../customers_parquet/
                [--policy s3://.../policy.yaml] [--TempDir s3://.../temp-dir/] [--detect_pii true|false]
                [--pii_sample 1000] [--multiline false] [--job-bookmark-option job-bookmark-enable|pause|disable]
-               [--ingest_date YYYY-MM-DD]
+               [--ingest_date YYYY-MM-DD] [--clean none|full]
+
+``--clean full`` runs pipekit's whole customer cleaning on the input before writing (``pipekit clean``'s rules
+on Spark: drop rows missing id/name/email/timestamp, trim, Title Case names, lower-case emails, drop duplicates
+keeping the first, mask per ``--policy`` (default: ``pipekit clean``'s policy), add ``is_future``); the
+default ``--clean none`` only masks (FirstName -> "hu25" and so on), as before.
 
 Glue 5.0 (Spark 3.5, Python 3.11) gets pipekit from ``--extra-py-files s3://BUCKET/scripts/pipekit.zip``.
 Locally: ``python adapters/glue/customers_etl.py --JOB_NAME local --source_path in.csv --target_path out/``.
