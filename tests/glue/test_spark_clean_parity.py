@@ -130,6 +130,45 @@ def test_messy_rows_with_line_breaks_keyed_hash_and_dedup_keys(spark: Any, tmp_p
     assert a["counts"]["masked.email"] > 0
 
 
+def test_split_read_messy_rows_duplicates_across_partitions(small_splits: Any, tmp_path: Path) -> None:
+    # The split (no multiLine) path: the rows' hashes decide which later copies to drop, and each scan
+    # partition is written from its own normalised rows. A second copy of the body at the end makes
+    # whole partitions of duplicates (parts that write nothing) whose first copies sit partitions earlier.
+    src = write_customers_csv(tmp_path / "dups.csv", 1200, seed=11, layout="narrow")
+    with open(src, encoding="utf-8", newline="") as fh:
+        header, *body = list(csv.reader(fh))
+    extra = [row[: len(header)] for row in messy_rows() if not any("\n" in v or "\r" in v for v in row)]
+    for i, row in enumerate(extra):
+        body.insert((i * 53) % (len(body) + 1), row)
+    with open(src, "w", encoding="utf-8", newline="") as fh:
+        csv.writer(fh, lineterminator="\n").writerows([header, *body, *body[::-1][:700], *extra])
+    a, b = both(src, tmp_path / "all", small_splits)
+    assert b["settings"]["multiline"] is False and b["settings"]["scan_partitions"] > 8
+    assert a["counts"]["dropped_duplicate"] >= 700 and a["counts"]["control_chars"] > 0
+    assert a["csv_formula_guard"]["total"] > 0
+    policy = MaskingPolicy.from_dict({"columns": {"email": "hash"}})
+    config = CleaningConfig(dedup_keys=("email",), control_chars="keep")
+    a, b = both(src, tmp_path / "keyed", small_splits, config=config, policy=policy, key=KEY)
+    assert b["settings"]["multiline"] is False and a["counts"]["masked.email"] > 0
+
+
+@pytest.mark.parametrize(
+    ("size", "cores", "split"),
+    [(480 << 20, 2, 120 << 20), (480 << 20, 1, 120 << 20), (100 << 20, 2, 50 << 20), (1000, 3, 334),
+     (2 << 30, 4, 128 << 20), (0, 2, 1)],
+)  # fmt: skip
+def test_even_splits_give_whole_waves_of_equal_splits(size: int, cores: int, split: int) -> None:
+    from types import SimpleNamespace
+
+    from pipekit.spark.clean import _even_splits
+
+    conf: dict[str, str] = {}
+    spark = SimpleNamespace(conf=SimpleNamespace(set=conf.__setitem__),
+                            sparkContext=SimpleNamespace(defaultParallelism=cores))  # fmt: skip
+    _even_splits(spark, size)
+    assert int(conf["spark.sql.files.maxPartitionBytes"]) == split
+
+
 def test_header_only_and_standard_sample(small_splits: Any, tmp_path: Path) -> None:
     empty = tmp_path / "empty.csv"
     empty.write_text("id,name,email,timestamp\n", encoding="utf-8")

@@ -1,7 +1,8 @@
 """What the Python workers run for ``pipekit.spark.clean``: the core's kernels over Arrow batches, and the
 tally of counts and validation they send back to the driver (an accumulator).
 
-Only numpy and pyarrow are imported here; pyspark (``TaskContext``) inside the function that needs it.
+Only numpy and pyarrow are imported here; pyspark (``TaskContext``) and the file engine's row hasher
+(``pipekit.io._dedup``) inside the functions that need them.
 """
 
 from __future__ import annotations
@@ -137,6 +138,70 @@ def normalize_partition(
     tally.add(total)
 
 
+#: What :func:`hash_partition` emits per row (24 bytes: the ids and the two hash halves).
+HASH_SCHEMA = pa.schema([(FILE_COLUMN, pa.int32()), (ROW_COLUMN, pa.int64()), ("h1", pa.int64()),
+                         ("h2", pa.int64())])  # fmt: skip
+
+
+def hash_partition(
+    batches: Iterator[pa.RecordBatch], config: CleaningConfig, columns: list[str], tally: Any, seed_ref: Any,
+    stash_dir: str,
+) -> Iterator[pa.RecordBatch]:  # fmt: skip
+    """Per batch: validate and normalise (:func:`normalize_partition`); keep the normalised rows in this
+    task's Arrow file under ``stash_dir`` (:func:`finish_part` reads it) and emit only each row's ids and the
+    keyed 128-bit hash of its dedup keys (the file engine's ``RowHasher``, seeded from the driver)."""
+    from pipekit.io._dedup import RowHasher
+
+    hasher = RowHasher(seed_ref.value)
+    keys = list(config.dedup_keys or columns)
+    schema = pa.schema(
+        [*[(c, pa.string()) for c in columns], (FILE_COLUMN, pa.int32()), (ROW_COLUMN, pa.int64())]
+    )
+    with pa.OSFile(str(Path(stash_dir) / f"{_partition_id():06d}.norm.arrow"), "wb") as sink, \
+            pa.ipc.new_stream(sink, schema) as stash:  # fmt: skip
+        for batch in normalize_partition(batches, config, columns, tally):
+            table = pa.Table.from_batches([batch]).cast(schema)
+            stash.write_table(table)
+            hashes = hasher.hash_rows(table, keys).view(np.int64)
+            yield pa.RecordBatch.from_arrays(
+                [table.column(FILE_COLUMN).combine_chunks(), table.column(ROW_COLUMN).combine_chunks(),
+                 pa.array(hashes[:, 0]), pa.array(hashes[:, 1])],
+                schema=HASH_SCHEMA,
+            )  # fmt: skip
+
+
+def finish_part(
+    part: int, config: CleaningConfig, columns: list[str], now: datetime, key_ref: Any, drop_ref: Any,
+    parts_dir: str,
+) -> tuple[int, Tally]:  # fmt: skip
+    """One scan partition's stashed normalised rows, less those whose row id is in the sorted array
+    ``drop_ref`` (later copies of duplicates), masked, flagged and written as its CSV and Arrow parts."""
+    drop: np.ndarray = drop_ref.value
+    base = Path(parts_dir) / f"{part:06d}"
+    stash = Path(f"{base}.norm.arrow")
+
+    def kept() -> Iterator[pa.Table]:
+        with pa.memory_map(str(stash)) as source:
+            for batch in pa.ipc.open_stream(source):
+                table = pa.Table.from_batches([batch])
+                if len(drop) and table.num_rows:
+                    ids = table.column(ROW_COLUMN).to_numpy()
+                    at = np.minimum(np.searchsorted(drop, ids), len(drop) - 1)
+                    table = table.filter(pa.array(drop[at] != ids))
+                yield table
+
+    total = _write_tables(kept(), config, columns, now, key_ref, base)
+    stash.unlink()
+    return part, total
+
+
+def _partition_id() -> int:
+    from pyspark import TaskContext
+
+    context = TaskContext.get()
+    return context.partitionId() if context is not None else 0
+
+
 def _report_with_ids(report: ValidationReport, ids: np.ndarray) -> ValidationReport:
     """``report`` with each sample row (1-based in the batch) replaced by that row's id."""
     problems = tuple(
@@ -181,17 +246,29 @@ def write_partition(
     key_ref: Any, tally: Any, parts_dir: str,
 ) -> Iterator[pa.RecordBatch]:  # fmt: skip
     """Per batch: mask, flag, guard the CSV copy; append to this task's CSV and Arrow part files."""
-    import pyarrow.csv as pacsv
-    from pyspark import TaskContext
+    part = _partition_id()
+    tables = (pa.Table.from_batches([batch]) for batch in batches)
+    total = _write_tables(tables, config, columns, now, key_ref, Path(parts_dir) / f"{part:06d}")
+    tally.add(total)
+    yield pa.RecordBatch.from_pydict({"part": [part], "rows": [total.written]},
+                                     schema=pa.schema([("part", pa.int32()), ("rows", pa.int64())]))  # fmt: skip
 
-    context = TaskContext.get()
-    part = context.partitionId() if context is not None else 0
-    base = Path(parts_dir) / f"{part:06d}"
+
+def _write_tables(
+    tables: Iterator[pa.Table], config: CleaningConfig, columns: list[str], now: datetime, key_ref: Any,
+    base: Path,
+) -> Tally:  # fmt: skip
+    """Mask, flag and guard each table; write them to ``base``.csv (no header) and ``base``.arrow (only
+    when some row is written); the counts as a :class:`Tally`."""
+    import pyarrow.csv as pacsv
+
     total = Tally()
     csv_fh = arrow_writer = arrow_fh = None
     try:
-        for batch in batches:
-            table, counts = _finalize_table(pa.Table.from_batches([batch]), config, columns, now, key_ref)
+        for source in tables:
+            if not source.num_rows:
+                continue
+            table, counts = _finalize_table(source, config, columns, now, key_ref)
             guarded: dict[str, int] = {}
             csv_table = table
             if config.formula_guard:
@@ -210,6 +287,4 @@ def write_partition(
         for fh in (arrow_fh, csv_fh):
             if fh is not None:
                 fh.close()
-    tally.add(total)
-    yield pa.RecordBatch.from_pydict({"part": [part], "rows": [total.written]},
-                                     schema=pa.schema([("part", pa.int32()), ("rows", pa.int64())]))  # fmt: skip
+    return total

@@ -1,11 +1,22 @@
 """The whole customer cleaning on Spark, with the core's Arrow kernels: the same ``CleaningConfig``, the
 same rows in the same order as ``pipekit.clean_file``.
 
-Plan: read the CSV (every column a string, header, UTF-8) -> number the rows in file order ->
-``mapInArrow`` running ``validate`` + ``normalize_batch`` -> keep-first duplicate filter (a window over
-the dedup keys, ordered by the row number) -> sort by row number -> ``mapInArrow`` running
-``finalize_batch`` (and, for files, ``guard_formulas`` and the writing). The rules are the core's: no rule
-is re-written in Spark SQL, so the engines cannot drift apart.
+Plan of the Glue job (``clean_frame_spark``) and of a multiLine file: read the CSV (every column a
+string, header, UTF-8) -> number the rows in file order -> ``mapInArrow`` running ``validate`` +
+``normalize_batch`` -> keep-first duplicate filter (a window over the dedup keys, ordered by the row
+number) -> sort by row number -> ``mapInArrow`` running ``finalize_batch`` (and, for files,
+``guard_formulas`` and the writing). The rules are the core's: no rule is re-written in Spark SQL, so the
+engines cannot drift apart.
+
+Plan of a splittable file (``clean_file_spark``, no line break inside quotes), which never sorts: (1) per
+scan partition, ``validate`` + ``normalize_batch``; the task keeps its normalised rows in an Arrow file in
+the run's staging folder and emits only (file, row id, keyed 128-bit row hash of the dedup keys) per row;
+(2) a window over those small records finds every row but the first (by row id) of each hash; their ids
+are collected, sorted and broadcast; (3) one Python task per scan partition reads its normalised rows,
+drops those ids, runs ``finalize_batch`` and writes its parts, which are in file order because the
+partitions are. The hash is ``pipekit.io._dedup.RowHasher``'s (the file engine's) keyed with a random
+per-run seed (a broadcast, never logged or in the conf), so two different rows are merged only if all
+128 bits collide by chance, as in the file engine (which keeps 96 of them).
 
 File order: ``monotonically_increasing_id()`` right after the scan is ``partition << 33 | record``. For one
 CSV, Spark's scan lists the file's splits in offset order (it sorts splits by length, descending and
@@ -32,8 +43,10 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import time
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -71,6 +84,8 @@ from pipekit.spark._clean_tasks import (
     Tally,
     TallyParam,
     finalize_partition,
+    finish_part,
+    hash_partition,
     normalize_partition,
     write_partition,
 )
@@ -221,14 +236,22 @@ def clean_file_spark(
         raise ConfigError(
             f"{src}: the output would overwrite the input", hint="choose another --out directory"
         )
-    t0 = time.perf_counter()
-    scan = scan_input(src)
+    # The scan pass (sha256, quoted line breaks) and the JVM's start are both serial: run them at once.
+    with ThreadPoolExecutor(1, thread_name_prefix="pipekit-scan") as pool:
+        scanning = pool.submit(_timed_scan, src)
+        stale = remove_stale(Path(out_dir))
+        session, owned = _session(spark, master)
+        try:
+            scan, scan_s = scanning.result()
+        except BaseException:
+            if owned:
+                session.stop()
+            raise
     use_multiline = scan.multiline if multiline is None else multiline
-    timings = {"scan_s": time.perf_counter() - t0}
-    stale = remove_stale(Path(out_dir))
-
-    session, owned = _session(spark, master)
+    timings = {"scan_s": scan_s}
     try:
+        if owned and not use_multiline:
+            _even_splits(session, scan.bytes)
         with Staging() as staging:
             csv_tmp = staging.new(paths["csv"])
             parquet_tmp = staging.new(paths["parquet"])
@@ -275,6 +298,21 @@ def clean_file_spark(
     return report
 
 
+def _timed_scan(src: Path) -> tuple[InputScan, float]:
+    t0 = time.perf_counter()
+    return scan_input(src), time.perf_counter() - t0
+
+
+def _even_splits(spark: Any, size: int) -> None:
+    """Split the file into a multiple of the cores' count of equal scan partitions (at most Spark's
+    128 MiB each), so no core waits for the others' last split."""
+    cores = max(spark.sparkContext.defaultParallelism, 1)
+    largest = 128 << 20
+    waves = max(-(-size // (cores * largest)), 1)
+    split = -(-size // (cores * waves))  # ceil: Spark then cuts exactly cores * waves splits
+    spark.conf.set("spark.sql.files.maxPartitionBytes", str(max(min(split, largest), 1)))
+
+
 def _run(
     spark: Any, src: Path, columns: list[str], config: CleaningConfig, now: datetime, key: bytes | None,
     multiline: bool, encoding: str, parts_dir: Path,
@@ -282,20 +320,60 @@ def _run(
     """Run the plan; (tally with row numbers, parts in order that hold rows, scan partitions)."""
     tally = spark.sparkContext.accumulator(Tally(), TallyParam())
     key_ref = _key_ref(spark, config, key)
-    frame = read_csv_strings(spark, str(src.resolve()), columns, multiline=multiline, encoding=encoding)
+    path = str(src.resolve())
+    frame = read_csv_strings(spark, path, columns, multiline=multiline, encoding=encoding)
     partitions = frame.rdd.getNumPartitions()
-    cores = spark.sparkContext.defaultParallelism
-    spread = cores if multiline and cores > 1 else None
-    ordered = deduplicated_plan(with_row_ids(frame), config, tally, spread=spread)
+    if multiline:  # one scan partition: spread the rows over the cores, then sort them back
+        cores = spark.sparkContext.defaultParallelism
+        ordered = deduplicated_plan(with_row_ids(frame), config, tally, spread=cores if cores > 1 else None)
 
-    def write(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        return write_partition(batches, config, columns, now, key_ref, tally, str(parts_dir))
+        def write(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+            return write_partition(batches, config, columns, now, key_ref, tally, str(parts_dir))
 
+        try:
+            rows = ordered.mapInArrow(write, "part int, rows long").collect()
+        except Exception as exc:
+            raise _task_error(exc, src, multiline) from exc
+        return tally.value, sorted(r["part"] for r in rows if r["rows"]), partitions
     try:
-        rows = ordered.mapInArrow(write, "part int, rows long").collect()
+        drop_ref = _duplicate_rows(spark, with_row_ids(frame), config, columns, tally, str(parts_dir))
+
+        def finish(part: int) -> tuple[int, Tally]:
+            return finish_part(part, config, columns, now, key_ref, drop_ref, str(parts_dir))
+
+        # Python-only tasks, one per scan partition: no second scan, no sort (the parts are in file order).
+        done = spark.sparkContext.parallelize(range(partitions), max(partitions, 1)).map(finish).collect()
+        drop_ref.unpersist()
     except Exception as exc:
         raise _task_error(exc, src, multiline) from exc
-    return tally.value, sorted(r["part"] for r in rows if r["rows"]), partitions
+    total: Tally = tally.value
+    for _, part_tally in done:
+        total = total.merge(part_tally)
+    return total, sorted(part for part, t in done if t.written), partitions
+
+
+def _duplicate_rows(
+    spark: Any, frame: Any, config: CleaningConfig, columns: list[str], tally: Any, stash_dir: str
+) -> Any:
+    """Validate and normalise ``frame`` (one file's rows with ids; each task stashes its normalised rows in
+    ``stash_dir``), and broadcast the sorted row ids of the rows to drop: every row but the first (in file
+    order) of each group of equal keyed row hashes."""
+    import numpy as np
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    # The hash key: random per run, never logged or put in the conf; a broadcast like the masking key.
+    seed_ref = spark.sparkContext.broadcast(secrets.randbits(128))
+
+    def hashes(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        return hash_partition(batches, config, columns, tally, seed_ref, stash_dir)
+
+    hashed = frame.mapInArrow(hashes, f"`{FILE_COLUMN}` int, `{ROW_COLUMN}` long, h1 long, h2 long")
+    window = Window.partitionBy("h1", "h2").orderBy(FILE_COLUMN, ROW_COLUMN)
+    later = hashed.withColumn(RANK_COLUMN, F.row_number().over(window)).where(F.col(RANK_COLUMN) > 1)
+    rows = later.select(ROW_COLUMN).collect()
+    seed_ref.unpersist()
+    return spark.sparkContext.broadcast(np.sort(np.fromiter((r[0] for r in rows), np.int64, len(rows))))
 
 
 def _join_parts(
