@@ -8,6 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from pipekit.io import _staging
 from pipekit.io._staging import (
     STAGING_PREFIX,
     UNOWNED_STALE_AFTER_S,
@@ -74,3 +77,19 @@ def test_staging_leaves_nothing_after_commit_or_failure(tmp_path: Path) -> None:
     except RuntimeError:
         pass
     assert [p.name for p in target.parent.iterdir()] == ["a.csv"]
+
+
+def test_a_stop_signal_right_after_the_folder_is_made_still_removes_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A SIGTERM raised on the way out of mkdir (it can wait for the GIL) must not leave the folder."""
+    real_mkdir = os.mkdir
+
+    def mkdir_then_interrupted(path: object, mode: int = 0o777) -> None:
+        real_mkdir(path, mode)  # type: ignore[arg-type]
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_staging.os, "mkdir", mkdir_then_interrupted)
+    with pytest.raises(KeyboardInterrupt), _staging.Staging() as staging:
+        staging.new(tmp_path / "out.csv")
+    assert list(tmp_path.iterdir()) == []

@@ -140,8 +140,14 @@ class Staging:
         """Create this run's staging folder in ``folder``, its name naming this process (under the lock)."""
         pid = os.getpid()
         staging = folder / staging_name(pid, process_start(pid), next(_serial))
-        os.mkdir(staging, PRIVATE_DIR_MODE)
+        # Recorded before it exists: a stop signal is raised at the first bytecode after mkdir returns
+        # (which can wait for the GIL), and __exit__ must still find the folder to delete it.
         self._folders[folder] = staging
+        try:
+            os.mkdir(staging, PRIVATE_DIR_MODE)
+        except OSError:  # not made; anything else (a stop signal) may have come after it was made
+            del self._folders[folder]
+            raise
         return staging
 
     def retarget(self, tmp: Path, target: Path) -> None:
