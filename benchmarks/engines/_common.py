@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 #: The pipeline every engine runs (same rules as pipekit.core; see docs/perf/clean.md).
 REQUIRED = ("id", "name", "email", "timestamp")
@@ -23,3 +24,17 @@ def parse_args(description: str) -> tuple[Path, Path, datetime]:
     now = now.replace(tzinfo=UTC) if now.tzinfo is None else now.astimezone(UTC)
     args.out_dir.mkdir(parents=True, exist_ok=True)
     return args.input, args.out_dir / f"{args.input.stem}_cleaned", now
+
+
+def sink_both(lf: Any, out: Path) -> None:
+    """Write a Polars LazyFrame to ``out.parquet`` (snappy) and ``out.csv`` in one streaming query, so the
+    CSV is read and cleaned once (polars is imported here: the other engines share this module)."""
+    import polars as pl
+
+    pl.collect_all(
+        [
+            lf.sink_parquet(f"{out}.parquet", compression="snappy", lazy=True),
+            lf.sink_csv(f"{out}.csv", lazy=True),
+        ],
+        engine="streaming",
+    )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import polars as pl
-from _common import EMAIL_MASK_PATTERN, REQUIRED, parse_args
+from _common import EMAIL_MASK_PATTERN, REQUIRED, parse_args, sink_both
 
 # Polars' \s is Unicode-aware; naive timestamps are UTC, as in pipekit.
 _FORMATS = ("%Y-%m-%dT%H:%M:%S%.f%#z", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%d")
@@ -29,14 +29,7 @@ def main() -> None:
         pl.col("email").str.replace(EMAIL_MASK_PATTERN, "${1}***${2}"),
         (parsed > pl.lit(now)).alias("is_future"),
     )
-    # Both sinks in one streaming query, so the CSV is read and cleaned once.
-    pl.collect_all(
-        [
-            lf.sink_parquet(f"{out}.parquet", compression="snappy", lazy=True),
-            lf.sink_csv(f"{out}.csv", lazy=True),
-        ],
-        engine="streaming",
-    )
+    sink_both(lf, out)
 
 
 if __name__ == "__main__":

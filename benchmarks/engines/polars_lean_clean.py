@@ -10,7 +10,7 @@ the benchmark reports by how much.
 from __future__ import annotations
 
 import polars as pl
-from _common import EMAIL_MASK_PATTERN, REQUIRED, parse_args
+from _common import EMAIL_MASK_PATTERN, REQUIRED, parse_args, sink_both
 
 
 def main() -> None:
@@ -26,13 +26,7 @@ def main() -> None:
             > pl.lit(now)
         ).alias("is_future"),
     )
-    pl.collect_all(
-        [
-            lf.sink_parquet(f"{out}.parquet", compression="snappy", lazy=True),
-            lf.sink_csv(f"{out}.csv", lazy=True),
-        ],
-        engine="streaming",
-    )
+    sink_both(lf, out)
 
 
 if __name__ == "__main__":

@@ -84,7 +84,7 @@ def clean_file(
     file is; a row longer than ``max_row_bytes`` raw bytes is an InputError naming its line.
     """
     started = time.perf_counter()
-    config = _resolve_config(config, policy)
+    config = resolve_config(config, policy)
     if bad_rows not in ("error", "quarantine"):
         raise ConfigError(f"bad_rows must be 'error' or 'quarantine', got {bad_rows!r}")
     if batch_rows < 1:
@@ -100,7 +100,7 @@ def clean_file(
         import_polars_in_background()  # overlaps the header read, staging and the first batches
     columns = read_header(src, encoding, max_row_bytes=max_row_bytes)
     batch_bytes = batch_bytes or batch_bytes_for(len(columns))
-    _check_columns(src, columns, config)
+    check_columns(src, columns, config)
     if config.policy.needs_key:
         # Fail before any work when a keyed hash has no key (names the env var to set).
         key = resolve_key(key, config.policy.key_env)
@@ -196,7 +196,8 @@ def _private_dir(out_dir: str | os.PathLike[str], quarantine_dir: str | os.PathL
     return private
 
 
-def _check_columns(src: Path, columns: list[str], config: CleaningConfig) -> None:
+def check_columns(src: Path, columns: list[str], config: CleaningConfig) -> None:
+    """Missing required columns -> ValidationError (with the report); unknown dedup keys -> ConfigError."""
     missing = [c for c in config.required if c not in columns]
     if missing:
         report = validate(empty_table(columns), config.required, **validate_kwargs(config))
@@ -214,9 +215,10 @@ def _check_columns(src: Path, columns: list[str], config: CleaningConfig) -> Non
         )
 
 
-def _resolve_config(
+def resolve_config(
     config: CleaningConfig | None, policy: MaskingPolicy | str | os.PathLike[str] | None
 ) -> CleaningConfig:
+    """``config`` (default CleaningConfig()) with its policy replaced by ``policy`` (a policy or its file)."""
     config = config or CleaningConfig()
     if policy is None:
         return config
@@ -251,10 +253,12 @@ __all__ = [
     "DEFAULT_BATCH_ROWS",
     "BadRows",
     "CleanFileReport",
+    "check_columns",
     "clean_file",
     "default_quarantine_dir",
     "iter_batches",
     "output_paths",
     "quarantine_path",
     "read_header",
+    "resolve_config",
 ]

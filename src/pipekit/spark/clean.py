@@ -208,11 +208,12 @@ def clean_file_spark(
     count), stopped at the end. ``multiline``: quoted fields may hold line breaks (None: detect). Missing
     required columns raise ValidationError before Spark starts; malformed rows raise InputError.
     """
+    from pipekit.io._run import empty_table
     from pipekit.io._staging import Staging, remove_stale
-    from pipekit.io.engine import CleanFileReport, output_paths, read_header
+    from pipekit.io.engine import CleanFileReport, check_columns, output_paths, read_header, resolve_config
 
     started = time.perf_counter()
-    config = _resolve_config(config, policy)
+    config = resolve_config(config, policy)
     now = utc_now(now)
     src = Path(input_path)
     if "://" in str(out_dir) or "://" in str(input_path):
@@ -228,7 +229,7 @@ def clean_file_spark(
     if not src.is_file():
         raise InputError(f"{src} does not exist or is not a file", hint="check the input path")
     columns = read_header(src, encoding)
-    _check_columns(src, columns, config)
+    check_columns(src, columns, config)
     if config.policy.needs_key:
         key = resolve_key(key, config.policy.key_env)  # before Spark starts: names the env var to set
     paths = output_paths(src, out_dir)
@@ -262,10 +263,10 @@ def clean_file_spark(
                                             parts_dir)  # fmt: skip
             timings["spark_s"] = time.perf_counter() - t0
             t0 = time.perf_counter()
-            final, zero_counts = finalize_batch(_empty(columns), config, now=now, key=key)
+            final, zero_counts = finalize_batch(empty_table(columns), config, now=now, key=key)
             header_guarded = _join_parts(parts_dir, parts, csv_tmp, parquet_tmp, final.schema, config)
             timings["publish_s"] = time.perf_counter() - t0
-            validation = validate(_empty(columns), config.required, email_column=config.email_column,
+            validation = validate(empty_table(columns), config.required, email_column=config.email_column,
                                   timestamp_column=config.timestamp_column)  # fmt: skip
             if tally.validation is not None:
                 validation = validation.merge(_numbered(tally.validation, tally.row_numbers()))
@@ -485,21 +486,11 @@ def run_customers_clean(
     """The Glue job's ``--clean full``: read ``source`` (or only ``files`` of it, in that order), run the whole
     customer cleaning (``config``, its policy replaced by ``policy`` when given), write snappy Parquet to
     ``target`` as ``run_customers_etl`` does (staged overwrite or append, into ``partition``)."""
-    from pyspark.sql import functions as F
-
-    from pipekit.spark.etl import (
-        CsvOptions,
-        _delete,
-        _first_line,
-        _input_error,
-        _is_read_failure,
-        _replace,
-        _staging_path,
-        read_customers_csv,
-    )
+    from pipekit.io.engine import resolve_config
+    from pipekit.spark.etl import CsvOptions, read_customers_csv, write_parquet_staged
 
     started = time.perf_counter()
-    config = _resolve_config(config, policy)
+    config = resolve_config(config, policy)
     now = utc_now(now)
     csv = csv or CsvOptions()
     part = f"{partition[0]}={partition[1]}" if partition else None
@@ -529,23 +520,12 @@ def run_customers_clean(
     cores = spark.sparkContext.defaultParallelism
     cleaned, tally = clean_frame_spark(numbered, config, now=now, key=key,
                                        spread=cores if csv.multiline and cores > 1 else None)  # fmt: skip
-    out = cleaned.withColumn(partition[0], F.lit(partition[1])) if partition else cleaned
-    staging = _staging_path(target, temp_dir) if write_mode == "overwrite" else target
-    try:
-        writer = out.write.mode(write_mode).option("compression", "snappy")
-        (writer.partitionBy(partition[0]) if partition else writer).parquet(staging)
-    except Exception as exc:
-        if staging != target:
-            _delete(spark, staging)
-        control = CONTROL_RE.search(str(exc))
-        if control:
-            raise _task_error(exc, Path(source), csv.multiline) from exc
-        if _is_read_failure(exc):
-            raise _input_error(exc, source) from exc
-        raise StorageError(f"writing Parquet to {target} failed: {_first_line(exc)}",
-                           hint="check the target path and its permissions") from exc  # fmt: skip
-    if staging != target:
-        _replace(spark, staging, target)
+
+    def control_error(exc: BaseException) -> PipekitError | None:
+        return _task_error(exc, Path(source), csv.multiline) if CONTROL_RE.search(str(exc)) else None
+
+    write_parquet_staged(spark, cleaned, target, source=source, write_mode=write_mode, temp_dir=temp_dir,
+                         partition=partition, task_error=control_error)  # fmt: skip
     done: Tally = tally.value
     return CleanEtlStats(
         source=source,
@@ -566,40 +546,6 @@ def run_customers_clean(
 
 
 # --- helpers ----------------------------------------------------------------------
-
-
-def _check_columns(src: Path, columns: list[str], config: CleaningConfig) -> None:
-    """Missing required columns -> ValidationError; unknown dedup keys -> ConfigError (as the file engine)."""
-    missing = [c for c in config.required if c not in columns]
-    if missing:
-        report = validate(_empty(columns), config.required, email_column=config.email_column,
-                          timestamp_column=config.timestamp_column)  # fmt: skip
-        raise ValidationError(
-            f"{src}: missing required column(s): {', '.join(missing)}",
-            report=report,
-            hint=f"columns present: {', '.join(columns)}",
-        )
-    unknown = [k for k in config.dedup_keys or () if k not in columns]
-    if unknown:
-        raise ConfigError(
-            f"{src}: duplicate key column(s) not in the file: {', '.join(unknown)}",
-            hint=f"choose among: {', '.join(columns)}",
-        )
-
-
-def _empty(columns: Sequence[str]) -> pa.Table:
-    return pa.table({c: pa.array([], pa.string()) for c in columns})
-
-
-def _resolve_config(
-    config: CleaningConfig | None, policy: MaskingPolicy | str | os.PathLike[str] | None
-) -> CleaningConfig:
-    config = config or CleaningConfig()
-    if policy is None:
-        return config
-    if not isinstance(policy, MaskingPolicy):
-        policy = MaskingPolicy.from_file(policy)
-    return replace(config, policy=policy)
 
 
 def _settings(

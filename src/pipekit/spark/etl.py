@@ -6,7 +6,7 @@ import os
 import sys
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -162,22 +162,8 @@ def run_customers_etl(
     # Counts come from the write itself (Observation), so the data is read and masked exactly once.
     observation = Observation("pipekit_masking")
     observed = frame.select(*exprs).observe(observation, F.count(F.lit(1)).alias("__rows__"), *count_exprs(rules))
-    writer_frame = observed.withColumn(partition[0], F.lit(partition[1])) if partition else observed
-    # Overwrite goes through a staging directory that replaces the target only once every row is written:
-    # a bad row halfway through the input leaves the previous output in place.
-    staging = _staging_path(target, temp_dir) if write_mode == "overwrite" else target
-    try:
-        writer = writer_frame.write.mode(write_mode).option("compression", "snappy")
-        (writer.partitionBy(partition[0]) if partition else writer).parquet(staging)
-    except Exception as exc:
-        if staging != target:
-            _delete(spark, staging)
-        if _is_read_failure(exc):
-            raise _input_error(exc, source) from exc
-        raise StorageError(f"writing Parquet to {target} failed: {_first_line(exc)}",
-                           hint="check the target path and its permissions") from exc  # fmt: skip
-    if staging != target:
-        _replace(spark, staging, target)
+    write_parquet_staged(spark, observed, target, source=source, write_mode=write_mode, temp_dir=temp_dir,
+                         partition=partition)  # fmt: skip
     metrics: Mapping[str, Any] = observation.get
     rows = int(metrics.get("__rows__", 0))
     return EtlStats(
@@ -194,6 +180,42 @@ def run_customers_etl(
         partition=part,
         seconds=round(time.perf_counter() - started, 3),
     )
+
+
+def write_parquet_staged(
+    spark: Any,
+    frame: Any,
+    target: str,
+    *,
+    source: str,
+    write_mode: str,
+    temp_dir: str | None,
+    partition: tuple[str, str] | None,
+    task_error: Callable[[BaseException], PipekitError | None] | None = None,
+) -> None:
+    """Write ``frame`` as snappy Parquet to ``target`` (into the ``partition`` (name, value) directory when
+    given). Overwrite goes through a staging directory that replaces the target only once every row is
+    written: a bad row halfway through ``source`` leaves the previous output in place. A failure becomes
+    ``task_error(exc)`` when that names one, else InputError (a read failure) or StorageError."""
+    from pyspark.sql import functions as F
+
+    out = frame.withColumn(partition[0], F.lit(partition[1])) if partition else frame
+    staging = _staging_path(target, temp_dir) if write_mode == "overwrite" else target
+    try:
+        writer = out.write.mode(write_mode).option("compression", "snappy")
+        (writer.partitionBy(partition[0]) if partition else writer).parquet(staging)
+    except Exception as exc:
+        if staging != target:
+            _delete(spark, staging)
+        mapped = task_error(exc) if task_error is not None else None
+        if mapped is not None:
+            raise mapped from exc
+        if _is_read_failure(exc):
+            raise _input_error(exc, source) from exc
+        raise StorageError(f"writing Parquet to {target} failed: {_first_line(exc)}",
+                           hint="check the target path and its permissions") from exc  # fmt: skip
+    if staging != target:
+        _replace(spark, staging, target)
 
 
 def _hadoop_path(spark: Any, path: str) -> tuple[Any, Any]:
