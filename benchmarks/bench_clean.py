@@ -1,7 +1,12 @@
 """Benchmark: pipekit (library call and CLI) vs the same pipeline in Polars, DuckDB SQL and plain pandas.
 
-One run, the same seeded file per size and layout, every peer in a fresh process (wall time and peak
-RSS of that process via wait4), outputs compared as multisets of rows against pipekit's. Peers:
+The same seeded file per size and layout, every peer run --repeats times (default 3), each run a fresh
+process (wall time and peak RSS of that process via wait4). The runs are interleaved round-robin: run 1 of
+every peer, then run 2 of every peer, and so on, so a slow spell of the machine hits all peers alike. A
+peer's wall time is the median of its runs (min and max beside it), its rows/s, the ratios and the
+targets come from that median, and its peak RSS is the largest of its runs; a failed run fails the peer.
+Outputs are compared once, after the first round, as multisets of rows against pipekit's (later rounds
+start from an empty out dir and write the same files again). Peers:
 
 - ``pipekit``: ``pipekit.clean_file`` from a small script (benchmarks/engines/pipekit_clean.py);
 - ``cli``: ``pipekit clean FILE --out DIR --quiet --now ...`` exactly as a user runs it (the console
@@ -15,7 +20,7 @@ RSS of that process via wait4), outputs compared as multisets of rows against pi
 Layouts: ``standard`` (id,name,email,phone,address,timestamp; ~113 bytes a row) and ``narrow``
 (id,name,email,timestamp,phone,country; ~96 bytes a row). Usage:
 
-    .venv/bin/python benchmarks/bench_clean.py --sizes 1M,5M,20M --doc docs/perf/clean.md
+    .venv/bin/python benchmarks/bench_clean.py --sizes 1M,5M,20M --repeats 3 --doc docs/perf/clean.md
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ import argparse
 import json
 import os
 import platform
+import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -141,6 +148,32 @@ def run_engine(engine: str, src: Path, out_dir: Path, timeout: float) -> dict[st
     return {"engine": engine, **run_process(engine_command(engine, src, out_dir), timeout)}
 
 
+def summarize_runs(engine: str, runs: list[dict[str, object]], repeats: int) -> dict[str, object]:
+    """One peer's runs as one result: median wall seconds with min and max, peak RSS the max of the runs.
+
+    A failed run fails the peer (its error, with the run's number): a median of the runs that happened to
+    succeed would hide it. ``repeats`` is how many runs were asked for (a peer stops at its first failure).
+    """
+    for i, run in enumerate(runs, 1):
+        if "error" in run:
+            return {"engine": engine, "error": f"run {i} of {repeats}: {run['error']}" if repeats > 1 else run["error"]}  # fmt: skip
+    seconds = [float(r["seconds"]) for r in runs]  # type: ignore[arg-type]
+    return {
+        "engine": engine,
+        "seconds": statistics.median(seconds),
+        "seconds_min": min(seconds),
+        "seconds_max": max(seconds),
+        "runs_seconds": seconds,
+        "peak_rss_mib": max(float(r["peak_rss_mib"]) for r in runs),  # type: ignore[arg-type]
+    }
+
+
+def command_args(argv: list[str], repeats: int) -> str:
+    """The command line's arguments as the doc prints them, with ``--repeats`` spelt out if it was defaulted."""
+    given = any(a == "--repeats" or a.startswith("--repeats=") for a in argv)
+    return " ".join([*argv, *([] if given else ["--repeats", str(repeats)])])
+
+
 def main() -> None:
     """Run the benchmark and print (and optionally write) the results tables."""
     parser = argparse.ArgumentParser(
@@ -157,6 +190,10 @@ def main() -> None:
                         help="size the throughput targets are judged at (issue 13: 5M, narrow layout)")  # fmt: skip
     parser.add_argument("--rss-rows", type=parse_size, default=parse_size("20M"),
                         help="size the peak-RSS target is judged at (issue 13: 20M)")  # fmt: skip
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="runs of every peer per size and layout, interleaved round-robin (run 1 of every "
+                             "peer, then run 2, ...); wall time = median of the runs (min-max shown), peak RSS "
+                             "= max; outputs compared once, on the first run's (default: 3)")  # fmt: skip
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds per engine run")
     parser.add_argument("--doc", type=Path, help="also write the results as Markdown to this file")
     parser.add_argument("--keep-outputs", action="store_true")
@@ -164,6 +201,8 @@ def main() -> None:
     sizes = [parse_size(s) for s in args.sizes.split(",")]
     engines = [e.strip() for e in args.engines.split(",") if e.strip()]
     layouts = [x.strip() for x in args.layouts.split(",") if x.strip()]
+    if args.repeats < 1:
+        parser.error(f"--repeats must be at least 1, not {args.repeats}")
     for name, given, known in (("engine", engines, ENGINES), ("layout", layouts, LAYOUTS)):
         if unknown := [g for g in given if g not in known]:
             parser.error(f"unknown {name}(s) {unknown}; choose from {', '.join(known)}")
@@ -176,8 +215,10 @@ def main() -> None:
         for layout in layouts:
             print(f"== {rows:,} rows, {layout} layout", flush=True)
             results += run_size(args, rows, layout, engines)
-    argv = " ".join(sys.argv[1:])
-    table = markdown(results, started, load_before, os.getloadavg(), argv, args.target_rows, args.rss_rows)
+    argv = command_args(sys.argv[1:], args.repeats)
+    table = markdown(
+        results, started, load_before, os.getloadavg(), argv, args.target_rows, args.rss_rows, args.repeats
+    )
     print(table)
     if args.doc:
         args.doc.parent.mkdir(parents=True, exist_ok=True)
@@ -186,44 +227,98 @@ def main() -> None:
 
 
 def run_size(args: argparse.Namespace, rows: int, layout: str, engines: list[str]) -> list[dict[str, object]]:
-    """Every peer on one input, then every output compared with pipekit's."""
+    """Every peer on one input, ``--repeats`` rounds of one run each, outputs compared after the first round.
+
+    Round k runs every peer once before round k + 1 starts (round-robin), so a slow spell of the machine
+    lands on all peers rather than on one peer's runs. Every run starts from an empty out dir; a peer that
+    fails is not run again. Each peer's first-round output is compared with pipekit's, once: later rounds
+    write the same rows over the same dir.
+    """
     src = ensure_input(args.data_dir, rows, args.seed, layout)
-    results: list[dict[str, object]] = []
-    outputs: dict[str, Path] = {}
+    skipped: dict[str, dict[str, object]] = {}
     for engine in engines:
         if engine == "pandas" and rows > args.pandas_max_rows:
-            skipped = f"above --pandas-max-rows {args.pandas_max_rows:,}"
-            results.append({"rows": rows, "layout": layout, "engine": engine, "skipped": skipped})
+            skipped[engine] = {
+                "engine": engine,
+                "skipped": f"above --pandas-max-rows {args.pandas_max_rows:,}",
+            }
             print(f"  {engine:11s} skipped (above --pandas-max-rows)", flush=True)
+    active = [e for e in engines if e not in skipped]
+    runs: dict[str, list[dict[str, object]]] = {engine: [] for engine in active}
+    checks: dict[str, dict[str, object]] = {}  # engine -> same_rows and diff, from the first round
+    for round_no in range(1, args.repeats + 1):
+        label = f" run {round_no}/{args.repeats}" if args.repeats > 1 else ""
+        outputs: dict[str, Path] = {}
+        for engine in active:
+            if any("error" in r for r in runs[engine]):
+                continue
+            out_dir = _out_dir(args.data_dir, layout, engine, rows)
+            _clear(out_dir)
+            run = run_engine(engine, src, out_dir, args.timeout)
+            if "seconds" in run:
+                run["rows_per_s"] = rows / float(run["seconds"])  # type: ignore[arg-type]
+            runs[engine].append(run)
+            print(f"  {engine:11s}{label} " + _fmt(run), flush=True)
+            if round_no == 1 and "seconds" in run:
+                parquet = out_dir / f"{src.stem}_cleaned.parquet"
+                if parquet.exists():
+                    outputs[engine] = parquet
+                else:
+                    checks[engine] = {"same_rows": False, "diff": {"error": f"no {parquet.name} written"}}
+        if round_no == 1:
+            checks.update(compare_with_pipekit(outputs))
+    results: list[dict[str, object]] = []
+    for engine in engines:
+        if engine in skipped:
+            results.append({"rows": rows, "layout": layout, **skipped[engine]})
             continue
-        out_dir = args.data_dir / f"out_{layout}_{engine}_{rows}"
-        result = run_engine(engine, src, out_dir, args.timeout)
+        result = summarize_runs(engine, runs[engine], args.repeats)
         result.update(rows=rows, layout=layout, input_mib=src.stat().st_size / 2**20)
         result["bytes_per_row"] = src.stat().st_size / max(rows, 1)
         if "seconds" in result:
             result["rows_per_s"] = rows / float(result["seconds"])  # type: ignore[arg-type]
-            parquet = out_dir / f"{src.stem}_cleaned.parquet"
-            if parquet.exists():
-                outputs[engine] = parquet
-            else:
-                result["same_rows"], result["diff"] = False, {"error": f"no {parquet.name} written"}
+            result.update(checks.get(engine, {}))
         results.append(result)
-        print(f"  {engine:11s} " + _fmt(result), flush=True)
-    if "pipekit" in outputs:
-        for engine, parquet in outputs.items():
-            if engine == "pipekit":
-                continue
-            diff = compare(str(outputs["pipekit"]), str(parquet))
-            for r in results:
-                if r["engine"] == engine:
-                    r["same_rows"] = diff["same_rows"]
-                    r["diff"] = {k: v for k, v in diff.items() if k != "same_rows"}
-                    print(f"  {engine:11s} same rows as pipekit: {_same(r)}", flush=True)
+        if args.repeats > 1:
+            median = f"median of {args.repeats}: " if "seconds" in result else ""
+            print(f"  {engine:11s} {median}" + _fmt(result), flush=True)
     if not args.keep_outputs:
-        for engine in outputs:
-            for f in (args.data_dir / f"out_{layout}_{engine}_{rows}").glob("*"):
-                f.unlink()
+        for engine in active:
+            _clear(_out_dir(args.data_dir, layout, engine, rows))
     return results
+
+
+def compare_with_pipekit(outputs: dict[str, Path]) -> dict[str, dict[str, object]]:
+    """Every other peer's Parquet output compared with pipekit's: engine -> same_rows and diff (none without pipekit)."""
+    checks: dict[str, dict[str, object]] = {}
+    if "pipekit" not in outputs:
+        return checks
+    for engine, parquet in outputs.items():
+        if engine == "pipekit":
+            continue
+        diff = compare(str(outputs["pipekit"]), str(parquet))
+        checks[engine] = {
+            "same_rows": diff["same_rows"],
+            "diff": {k: v for k, v in diff.items() if k != "same_rows"},
+        }
+        print(
+            f"  {engine:11s} same rows as pipekit: {_same({'engine': engine, **checks[engine]})}", flush=True
+        )
+    return checks
+
+
+def _out_dir(data_dir: Path, layout: str, engine: str, rows: int) -> Path:
+    """Where one peer writes its output for (layout, rows); every run of it reuses the dir."""
+    return data_dir / f"out_{layout}_{engine}_{rows}"
+
+
+def _clear(out_dir: Path) -> None:
+    """Empty ``out_dir`` (if it exists), so a run writes into an empty dir like the first one did."""
+    for f in out_dir.glob("*"):
+        if f.is_dir():
+            shutil.rmtree(f)
+        else:
+            f.unlink()
 
 
 _START, _END = "<!-- bench_clean:start -->", "<!-- bench_clean:end -->"
@@ -240,9 +335,19 @@ def _splice(document: str, table: str, start: str = _START, end: str = _END) -> 
 
 
 def _fmt(r: dict[str, object]) -> str:
+    """One run (or a peer's summary of its runs) as a progress line."""
     if "error" in r:
         return f"ERROR {r['error']}"
-    return f"{r['seconds']:7.2f} s  {r['rows_per_s']:>12,.0f} rows/s  peak RSS {r['peak_rss_mib']:7.0f} MiB"
+    spread = f" ({r['seconds_min']:.2f}-{r['seconds_max']:.2f})" if "seconds_min" in r else ""
+    return f"{r['seconds']:7.2f} s{spread}  {r['rows_per_s']:>12,.0f} rows/s  peak RSS {r['peak_rss_mib']:7.0f} MiB"
+
+
+def _wall(r: dict[str, object]) -> str:
+    """The wall-seconds cell: the median, then (min-max) when the peer ran more than once."""
+    text = f"{float(r['seconds']):.2f}"  # type: ignore[arg-type]
+    if len(r.get("runs_seconds") or ()) > 1:  # type: ignore[arg-type]
+        text += f" ({float(r['seconds_min']):.2f}-{float(r['seconds_max']):.2f})"  # type: ignore[arg-type]
+    return text
 
 
 def _same(r: dict[str, object]) -> str:
@@ -262,15 +367,19 @@ def _same(r: dict[str, object]) -> str:
         f"{int(d['only_other']):,} of its {int(d['rows_other']):,}"  # type: ignore[call-overload]
     )
     if cols := d.get("differing_columns"):
-        text += " (by column: " + ", ".join(f"{c} {n:,}" for c, n in cols.items()) + ")"  # type: ignore[union-attr]
+        text += " (by column: " + ", ".join(f"{c} {n:,}" for c, n in cols.items()) + ")"  # type: ignore[attr-defined]
     if d.get("missing_columns") or d.get("extra_columns"):
         text += f"; columns missing {d.get('missing_columns')}, extra {d.get('extra_columns')}"
     return text
 
 
-def _layout_table(results: list[dict[str, object]]) -> list[str]:
+def _layout_table(results: list[dict[str, object]], repeats: int = 1) -> list[str]:
+    """One layout's results table; with ``repeats`` > 1 the wall cell is "median (min-max)", RSS the max."""
+    wall, rss = (
+        ("wall s, median (min-max)", "peak RSS MiB (max)") if repeats > 1 else ("wall s", "peak RSS MiB")
+    )
     lines = [
-        "| rows | input MiB | engine | wall s | rows/s | vs pipekit | vs cli | peak RSS MiB | same rows as pipekit |",
+        f"| rows | input MiB | engine | {wall} | rows/s | vs pipekit | vs cli | {rss} | same rows as pipekit |",
         "|---:|---:|---|---:|---:|---:|---:|---:|---|",
     ]
     by_size: dict[int, dict[str, dict[str, object]]] = {}
@@ -287,7 +396,7 @@ def _layout_table(results: list[dict[str, object]]) -> list[str]:
             ratio = f"{speed / float(base):.2f}x" if base else ""  # type: ignore[arg-type]
             vs_cli = f"{speed / float(cli):.2f}x" if cli else ""  # type: ignore[arg-type]
             lines.append(
-                f"| {rows:,} | {float(r['input_mib']):.0f} | {engine} | {float(r['seconds']):.2f} | "  # type: ignore[arg-type]
+                f"| {rows:,} | {float(r['input_mib']):.0f} | {engine} | {_wall(r)} | "  # type: ignore[arg-type]
                 f"{speed:,.0f} | {ratio} | {vs_cli} | {float(r['peak_rss_mib']):.0f} | {_same(r)} |"  # type: ignore[arg-type]
             )
     return lines
@@ -343,13 +452,21 @@ def targets(results: list[dict[str, object]], target_rows: int, rss_rows: int) -
 
 def markdown(results: list[dict[str, object]], started: datetime, load_before: tuple[float, ...],
              load_after: tuple[float, ...], argv: str, target_rows: int = 5_000_000,
-             rss_rows: int = 20_000_000) -> str:  # fmt: skip
+             rss_rows: int = 20_000_000, repeats: int = 1) -> str:  # fmt: skip
     """The results as Markdown (one table per layout, then the targets) with the command and machine."""
+    how = (
+        f"Every peer ran {repeats} times per size and layout, interleaved round-robin (run 1 of every peer, "
+        f"then run 2, ...); wall s is the median of the {repeats} runs (min-max beside it), rows/s, the "
+        f"ratios and the targets come from the medians, peak RSS is the largest of the {repeats}; rows "
+        "compared once, on the first run's outputs."
+        if repeats > 1
+        else "One run of every peer."
+    )
     parts = [
         f"Command: `.venv/bin/python benchmarks/bench_clean.py {argv}`\n\n"
         f"Run {started:%Y-%m-%d %H:%M} UTC on {os.cpu_count()} CPU(s), {platform.python_implementation()} "
         f"{platform.python_version()}; load average before {load_before[0]:.1f}, after {load_after[0]:.1f} "
-        "(the machine was shared with other jobs). Whole processes, fresh per peer; peak RSS from wait4.\n"
+        f"(the machine was shared with other jobs). Whole processes, fresh per run; peak RSS from wait4. {how}\n"
     ]
     for layout in LAYOUTS:
         rows = [r for r in results if r["layout"] == layout]
@@ -359,7 +476,7 @@ def markdown(results: list[dict[str, object]], started: datetime, load_before: t
         per_row = f"; {sizes[-1]:.0f} bytes a row" if sizes else ""
         parts.append(
             f"### {layout.capitalize()} layout ({LAYOUT_COLUMNS[layout]}{per_row})\n\n"
-            + "\n".join(_layout_table(rows))
+            + "\n".join(_layout_table(rows, repeats))
             + "\n"
             + "".join(
                 f"\n{engine}: rows differ {why}.\n"
@@ -368,7 +485,11 @@ def markdown(results: list[dict[str, object]], started: datetime, load_before: t
             )
         )
     parts.append(
-        "### Targets, judged from this run\n\n" + "\n".join(targets(results, target_rows, rss_rows)) + "\n"
+        "### Targets, judged from this run"
+        + (f" (medians of {repeats} runs; peak RSS the max)" if repeats > 1 else "")
+        + "\n\n"
+        + "\n".join(targets(results, target_rows, rss_rows))
+        + "\n"
     )
     return "\n".join(parts)
 
