@@ -4,6 +4,11 @@ order, the same counts and validation report, on generated and hand-made messy c
 from __future__ import annotations
 
 import csv
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,6 +25,7 @@ from pipekit.sample import CUSTOMER_COLUMNS, write_customers_csv
 pytestmark = pytest.mark.spark
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
+PIPEKIT = Path(sys.executable).with_name("pipekit")
 KEY = b"k" * 32
 #: Fields compared between the engines' reports (timings, settings and paths differ by design).
 SAME = ("rows_read", "rows_written", "quarantined", "counts", "csv_formula_guard", "validation")
@@ -111,7 +117,7 @@ def test_narrow_sample_over_many_partitions(small_splits: Any, tmp_path: Path) -
     src = write_customers_csv(tmp_path / "narrow.csv", 4000, seed=3, layout="narrow")
     a, b = both(src, tmp_path, small_splits)
     assert b["settings"]["scan_partitions"] > 8
-    assert b["settings"]["multiline"] is False
+    assert b["settings"]["multiline"] is False and b["settings"]["plan"] == "python-split"
     assert a["counts"]["dropped_duplicate"] > 0 and a["counts"]["dropped_null"] > 0
 
 
@@ -119,6 +125,7 @@ def test_messy_rows_with_line_breaks_keyed_hash_and_dedup_keys(spark: Any, tmp_p
     src = write_messy(tmp_path / "messy.csv")
     a, b = both(src, tmp_path / "all", spark)
     assert b["settings"]["multiline"] is True and b["settings"]["multiline_detected"] is True
+    assert b["settings"]["plan"] == "sorted"
     assert a["counts"]["control_chars"] >= 2 and a["csv_formula_guard"]["total"] > 0
     assert a["counts"]["future"] > 0 and a["counts"]["timestamp_unparsable"] > 0
     assert a["counts"]["dropped_duplicate"] >= 5
@@ -273,3 +280,77 @@ def test_local_masters_and_refused_ones(tmp_path: Path) -> None:
     src = write_customers_csv(tmp_path / "c.csv", 5, seed=1)
     with pytest.raises(ConfigError, match="needs a local master"):
         clean_file_spark(src, tmp_path / "o", master="spark://h:7077")
+
+
+@pytest.fixture
+def tiny_splits(spark: Any) -> Iterator[Any]:
+    """Cut every file into ~4 KiB ranges."""
+    old = spark.conf.get("spark.sql.files.maxPartitionBytes")
+    spark.conf.set("spark.sql.files.maxPartitionBytes", "4k")
+    yield spark
+    spark.conf.set("spark.sql.files.maxPartitionBytes", old)
+
+
+# --- the python-split plan and the others, on Spark -----------------------------------------------
+
+
+def test_python_split_plan_over_many_ranges_matches_the_file_engine(tiny_splits: Any, tmp_path: Path) -> None:
+    src = write_customers_csv(tmp_path / "n.csv", 3000, seed=8, layout="narrow")
+    a, b = both(src, tmp_path, tiny_splits)
+    assert b["settings"]["plan"] == "python-split" and b["settings"]["scan_partitions"] > 20
+    assert a["counts"]["dropped_duplicate"] > 0
+    assert {"read_s", "duplicates_s", "finish_s"} <= set(b["timings"])
+
+
+@pytest.mark.parametrize(
+    ("data", "encoding", "plan"),
+    [
+        ("id,name,email,timestamp\r1,ann lee,A@x.io,2020-01-01\r2,bo,b@x.io,2099-01-01\r1,ann lee,a@x.io,2020-01-01\r",
+         "utf-8", "spark-scan"),
+        ("id,name,email,timestamp\n1,zoë ångström,Z@x.io,2020-01-01\n2,élan,e@x.io,2099-01-01\n",
+         "latin-1", "python-split"),
+    ],
+    ids=["bare-cr", "latin-1"],
+)  # fmt: skip
+def test_files_that_cannot_be_cut_or_are_not_utf8(
+    spark: Any, tmp_path: Path, data: str, encoding: str, plan: str
+) -> None:
+    src = tmp_path / "w.csv"
+    src.write_bytes(data.encode(encoding))
+    a, b = both(src, tmp_path, spark, encoding=encoding)
+    assert b["settings"]["plan"] == plan and a["rows_written"] == 2
+
+
+def test_a_malformed_row_in_a_later_range_is_named_as_the_file_engine_names_it(
+    tiny_splits: Any, tmp_path: Path
+) -> None:
+    src = write_customers_csv(tmp_path / "bad.csv", 2000, seed=4, layout="narrow")
+    lines = src.read_bytes().split(b"\n")
+    lines[1500] += b",extra"
+    src.write_bytes(b"\n".join(lines))
+    with pytest.raises(InputError) as file_error:
+        clean_file(src, tmp_path / "file", now=NOW)
+    with pytest.raises(InputError) as spark_error:
+        clean_file_spark(src, tmp_path / "spark", now=NOW, spark=tiny_splits)
+    assert spark_error.value.message == file_error.value.message
+    assert "line 1501" in spark_error.value.message
+    assert not (tmp_path / "spark").exists() or not list((tmp_path / "spark").iterdir())
+
+
+@pytest.mark.parametrize("quoted_break", [False, True], ids=["python-split", "sorted"])
+def test_cli_malformed_row_never_prints_its_values(tmp_path: Path, quoted_break: bool) -> None:
+    if importlib.util.find_spec("pyspark") is None or shutil.which("java") is None:
+        pytest.skip("pyspark and Java are needed")
+    src = tmp_path / "leak.csv"
+    first = '1,"two\nlines",ann@x.io,2020-01-01' if quoted_break else "1,ann,ann@x.io,2020-01-01"
+    src.write_text(f"id,name,email,timestamp\n{first}\n2,zed,secret.person@hidden.example,2020-01-01,EXTRA\n")
+    env = {k: v for k, v in os.environ.items() if k != "PIPEKIT_SPARK_LOG_LEVEL"}
+    done = subprocess.run(
+        [str(PIPEKIT), "clean", str(src), "--out", str(tmp_path / "out"), "--engine", "spark",
+         "--master", "local[1]"],
+        capture_output=True, text=True, env=env, timeout=300, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr[-3000:]
+    assert f"line {4 if quoted_break else 3} has 5 field(s)" in done.stderr  # named as --engine file names it
+    for value in ("secret.person", "hidden.example", "EXTRA", "zed"):
+        assert value not in done.stderr and value not in done.stdout

@@ -587,7 +587,7 @@ _STRADDLING = "straddling object straddles"
 
 def oversized_row_error(src: Path, encoding: str, limit: int) -> InputError:
     """InputError for a row longer than the reader's limit: its line, its size, the option to raise it."""
-    found = first_long_record(src, limit) if _ascii_compatible(encoding) else None
+    found = first_long_record(src, limit) if ascii_compatible(encoding) else None
     what = f"line {found[0]} starts a row of {found[1]:,} bytes" if found is not None else "a row is"
     return InputError(
         f"{src}: {what}, longer than the {limit:,}-byte limit on one row "
@@ -603,7 +603,7 @@ def _suggest(found: tuple[int, int] | None, limit: int) -> str:
     return f"{1 << (mib - 1).bit_length()}MiB"
 
 
-def _ascii_compatible(encoding: str) -> bool:
+def ascii_compatible(encoding: str) -> bool:
     try:
         return ',"\r\n'.encode(encoding) == b',"\r\n'
     except (LookupError, UnicodeError):

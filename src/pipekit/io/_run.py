@@ -253,7 +253,7 @@ class Run:
                         str(parquet_path),
                         item.schema,
                         compression="snappy",
-                        use_dictionary=_dictionary_columns(item),
+                        use_dictionary=dictionary_columns(item),
                     )
                 csv.write_table(csv_item.rename_columns(csv_names))
                 group.append(item)  # Parquet keeps the true values
@@ -546,7 +546,7 @@ def _write_row_group(parquet: pq.ParquetWriter, tables: list[pa.Table], rows: in
 _DICTIONARY_MAX_DISTINCT = 0.2
 
 
-def _dictionary_columns(first: pa.Table) -> bool | list[str]:
+def dictionary_columns(first: pa.Table) -> bool | list[str]:
     """Which columns to dictionary-encode, judged on the first batch (True: all, for a small batch).
 
     Parquet's writer tries a dictionary on every column and falls back once it outgrows a page; on

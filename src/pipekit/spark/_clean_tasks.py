@@ -26,6 +26,7 @@ from pipekit.core import (
     finalize_batch,
     guard_formulas,
     normalize_batch,
+    parse_timestamps,
     validate,
 )
 
@@ -33,6 +34,8 @@ from pipekit.core import (
 FILE_COLUMN = "__pipekit_file"
 ROW_COLUMN = "__pipekit_row"
 RANK_COLUMN = "__pipekit_rank"
+#: The parsed timestamps a stash keeps for the future flag (see :func:`normalize_partition`).
+PARSED_COLUMN = "__pipekit_parsed_timestamp"
 #: ``monotonically_increasing_id``: the partition index sits above the low 33 bits.
 ROW_BITS = 33
 ROW_MASK = (1 << ROW_BITS) - 1
@@ -105,20 +108,28 @@ def _fill_blank(table: pa.Table, columns: Sequence[str]) -> pa.Table:
 
 
 def normalize_partition(
-    batches: Iterator[pa.RecordBatch], config: CleaningConfig, columns: list[str], tally: Any
-) -> Iterator[pa.RecordBatch]:
-    """Per batch: validate and normalise (the core's kernels), keeping each row's file/row ids alongside."""
+    batches: Iterator[pa.RecordBatch] | Iterator[pa.Table], config: CleaningConfig, columns: list[str],
+    tally: Any, *, keep_parsed: bool = False,
+) -> Iterator[pa.RecordBatch]:  # fmt: skip
+    """Per batch: validate and normalise (the core's kernels), keeping each row's file/row ids alongside.
+
+    ``keep_parsed``: also keep the batch's parsed timestamps (one parse serves validation and the future
+    flag, as in the file engine) in :data:`PARSED_COLUMN`, after the ids; needs the timestamp column."""
     total = Tally()
+    stamp = config.timestamp_column
     for batch in batches:
-        table = pa.Table.from_batches([batch])
+        table = batch if isinstance(batch, pa.Table) else pa.Table.from_batches([batch])
         ids = table.column(ROW_COLUMN)
         files = table.column(FILE_COLUMN)
         data = _fill_blank(table, columns)
+        parsed = parse_timestamps(data.column(stamp)) if keep_parsed else None
         report = validate(data, config.required, email_column=config.email_column,
-                          timestamp_column=config.timestamp_column)  # fmt: skip
+                          timestamp_column=stamp, parsed_timestamps=parsed)  # fmt: skip
         id_values = ids.to_numpy()
         report = _report_with_ids(report, id_values)
         with_ids = data.append_column(FILE_COLUMN, files).append_column(ROW_COLUMN, ids)
+        if parsed is not None:
+            with_ids = with_ids.append_column(PARSED_COLUMN, parsed)
         try:
             out, counts = normalize_batch(with_ids, config)
         except ControlCharacterError as exc:
@@ -126,16 +137,28 @@ def normalize_partition(
             raise RuntimeError(
                 f"{CONTROL_MARK} column={exc.column} codepoint={exc.codepoint} row={int(id_values[exc.row])} END"
             ) from None
+        if parsed is not None and counts.get("control_chars"):  # the flag must read the cleaned value
+            out = out.set_column(out.schema.get_field_index(PARSED_COLUMN), PARSED_COLUMN,
+                                 parse_timestamps(out.column(stamp)))  # fmt: skip
         step = Tally(
             counts={k: int(v) for k, v in counts.items()}, validation=report, normalized=out.num_rows
         )
-        file_values = files.to_numpy()
-        keys, n = np.unique(np.stack([file_values.astype(np.int64), id_values >> ROW_BITS]), axis=1,
-                            return_counts=True)  # fmt: skip
-        step.partitions = {(int(f), int(p)): int(c) for (f, p), c in zip(keys.T, n, strict=True)}
+        step.partitions = _rows_per_partition(files.to_numpy(), id_values)
         total = total.merge(step)
-        yield from out.to_batches()
+        yield from out.combine_chunks().to_batches()
     tally.add(total)
+
+
+def _rows_per_partition(files: np.ndarray, ids: np.ndarray) -> dict[tuple[int, int], int]:
+    """Rows per (file index, scan partition) of one batch (a batch mostly comes from one partition)."""
+    keys = (files.astype(np.int64) << 31) | (ids >> ROW_BITS)  # partition ids stay below 2**31
+    if not len(keys):
+        return {}
+    if keys[0] == keys[-1] and (keys == keys[0]).all():
+        found, counts = keys[:1], np.array([len(keys)])
+    else:
+        found, counts = np.unique(keys, return_counts=True)
+    return {(int(k >> 31), int(k & 0x7FFFFFFF)): int(c) for k, c in zip(found, counts, strict=True)}
 
 
 #: What :func:`hash_partition` emits per row (24 bytes: the ids and the two hash halves).
@@ -144,22 +167,25 @@ HASH_SCHEMA = pa.schema([(FILE_COLUMN, pa.int32()), (ROW_COLUMN, pa.int64()), ("
 
 
 def hash_partition(
-    batches: Iterator[pa.RecordBatch], config: CleaningConfig, columns: list[str], tally: Any, seed_ref: Any,
-    stash_dir: str,
+    batches: Iterator[pa.RecordBatch] | Iterator[pa.Table], config: CleaningConfig, columns: list[str], tally: Any, seed_ref: Any,
+    stash_dir: str, part: int | None = None,
 ) -> Iterator[pa.RecordBatch]:  # fmt: skip
-    """Per batch: validate and normalise (:func:`normalize_partition`); keep the normalised rows in this
-    task's Arrow file under ``stash_dir`` (:func:`finish_part` reads it) and emit only each row's ids and the
-    keyed 128-bit hash of its dedup keys (the file engine's ``RowHasher``, seeded from the driver)."""
+    """Per batch: validate and normalise (:func:`normalize_partition`); keep the normalised rows in the Arrow
+    file of scan partition ``part`` (default: this task's) under ``stash_dir`` (:func:`finish_part` reads it)
+    and emit only each row's ids and the keyed 128-bit hash of its dedup keys (the file engine's
+    ``RowHasher``, seeded from the driver)."""
     from pipekit.io._dedup import RowHasher
 
     hasher = RowHasher(seed_ref.value)
     keys = list(config.dedup_keys or columns)
+    keep_parsed = config.timestamp_column in columns
     schema = pa.schema(
-        [*[(c, pa.string()) for c in columns], (FILE_COLUMN, pa.int32()), (ROW_COLUMN, pa.int64())]
-    )
-    with pa.OSFile(str(Path(stash_dir) / f"{_partition_id():06d}.norm.arrow"), "wb") as sink, \
+        [*[(c, pa.string()) for c in columns], (FILE_COLUMN, pa.int32()), (ROW_COLUMN, pa.int64()),
+         *([(PARSED_COLUMN, pa.timestamp("us", tz="UTC"))] if keep_parsed else [])]
+    )  # fmt: skip
+    with pa.OSFile(str(Path(stash_dir) / f"{_partition_id() if part is None else part:06d}.norm.arrow"), "wb") as sink, \
             pa.ipc.new_stream(sink, schema) as stash:  # fmt: skip
-        for batch in normalize_partition(batches, config, columns, tally):
+        for batch in normalize_partition(batches, config, columns, tally, keep_parsed=keep_parsed):
             table = pa.Table.from_batches([batch]).cast(schema)
             stash.write_table(table)
             hashes = hasher.hash_rows(table, keys).view(np.int64)
@@ -168,6 +194,72 @@ def hash_partition(
                  pa.array(hashes[:, 0]), pa.array(hashes[:, 1])],
                 schema=HASH_SCHEMA,
             )  # fmt: skip
+
+
+class _Sum:
+    """A task-local stand-in for the Tally accumulator (the task returns its total instead)."""
+
+    def __init__(self) -> None:
+        self.total = Tally()
+
+    def add(self, value: Tally) -> None:
+        self.total = self.total.merge(value)
+
+
+@dataclass(frozen=True)
+class SplitScan:
+    """What the tasks of the Python split plan share: the input, its byte ranges and the settings."""
+
+    src: str
+    bounds: tuple[int, ...]
+    columns: tuple[str, ...]
+    encoding: str
+    block_size: int
+    stash_dir: str
+
+    @property
+    def parts(self) -> int:
+        return len(self.bounds) - 1
+
+    def bucket_file(self, part: int, bucket: int) -> Path:
+        return Path(self.stash_dir) / f"{part:06d}.h{bucket:06d}.npy"
+
+
+def scan_part(part: int, scan: SplitScan, config: CleaningConfig, seed_ref: Any) -> tuple[int, Tally]:
+    """Task 1 of the Python split plan: read byte range ``part`` (pyarrow, as the file engine reads),
+    validate and normalise it (stashed for :func:`finish_part`), and write each row's keyed 128-bit hash
+    and id, bucketed by hash, for :func:`later_copies` (one file per bucket, ``scan.parts`` buckets)."""
+    from pipekit.spark._clean_input import read_split
+
+    columns = list(scan.columns)
+    tables = read_split(scan.src, scan.bounds[part], scan.bounds[part + 1], columns, scan.encoding, part,
+                        block_size=scan.block_size)  # fmt: skip
+    tally = _Sum()
+    hashed = list(hash_partition(tables, config, columns, tally, seed_ref, scan.stash_dir, part))
+    h1 = np.concatenate([b.column(2).to_numpy() for b in hashed]) if hashed else np.empty(0, np.int64)
+    h2 = np.concatenate([b.column(3).to_numpy() for b in hashed]) if hashed else np.empty(0, np.int64)
+    rows = np.concatenate([b.column(1).to_numpy() for b in hashed]) if hashed else np.empty(0, np.int64)
+    bucket = h1.view(np.uint64) % np.uint64(scan.parts)
+    order = np.argsort(bucket, kind="stable")
+    edges = np.searchsorted(bucket[order], np.arange(scan.parts + 1, dtype=np.uint64))
+    records = np.stack([h1[order], h2[order], rows[order]])
+    for b in range(scan.parts):
+        np.save(scan.bucket_file(part, b), records[:, edges[b] : edges[b + 1]])
+    return part, tally.total
+
+
+def later_copies(bucket: int, scan: SplitScan) -> np.ndarray:
+    """Task 2 of the Python split plan: the ids of the rows of hash ``bucket`` (from every part) that
+    repeat an earlier row's keyed hash: every row but the first in file order (the smallest id)."""
+    files = [scan.bucket_file(part, bucket) for part in range(scan.parts)]
+    records = np.concatenate([np.load(f) for f in files], axis=1)
+    for f in files:
+        f.unlink()
+    h1, h2, rows = records
+    order = np.lexsort((rows, h2, h1))
+    h1, h2, rows = h1[order], h2[order], rows[order]
+    repeat = (h1[1:] == h1[:-1]) & (h2[1:] == h2[:-1])
+    return rows[1:][repeat]
 
 
 def finish_part(
@@ -214,9 +306,13 @@ def _report_with_ids(report: ValidationReport, ids: np.ndarray) -> ValidationRep
 def _finalize_table(
     table: pa.Table, config: CleaningConfig, columns: list[str], now: datetime, key_ref: Any
 ) -> tuple[pa.Table, dict[str, int]]:
-    """Mask and flag one batch (the core's ``finalize_batch``); the id columns are put back after."""
+    """Mask and flag one batch (the core's ``finalize_batch``, with the batch's parsed timestamps when it
+    carries them); only ``columns`` and the flag come out."""
     key = key_ref.value if key_ref is not None else None
-    out, counts = finalize_batch(table.select(columns), config, now=now, key=key)
+    parsed = None
+    if PARSED_COLUMN in table.column_names:
+        parsed = table.column(PARSED_COLUMN).combine_chunks()
+    out, counts = finalize_batch(table.select(columns), config, now=now, key=key, parsed_timestamps=parsed)
     out = pa.Table.from_arrays(
         [c.cast(pa.string()) if pa.types.is_large_string(c.type) else c for c in out.columns],
         names=out.column_names,

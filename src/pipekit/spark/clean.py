@@ -8,17 +8,22 @@ number) -> sort by row number -> ``mapInArrow`` running ``finalize_batch`` (and,
 ``guard_formulas`` and the writing). The rules are the core's: no rule is re-written in Spark SQL, so the
 engines cannot drift apart.
 
-Plan of a splittable file (``clean_file_spark``, no line break inside quotes), which never sorts: (1) per
-scan partition, ``validate`` + ``normalize_batch``; the task keeps its normalised rows in an Arrow file in
-the run's staging folder and emits only (file, row id, keyed 128-bit row hash of the dedup keys) per row;
-(2) a window over those small records finds every row but the first (by row id) of each hash; their ids
-are collected, sorted and broadcast; (3) one Python task per scan partition reads its normalised rows,
-drops those ids, runs ``finalize_batch`` and writes its parts, which are in file order because the
-partitions are. The hash is ``pipekit.io._dedup.RowHasher``'s (the file engine's) keyed with a random
-per-run seed (a broadcast, never logged or in the conf), so two different rows are merged only if all
-128 bits collide by chance, as in the file engine (which keeps 96 of them).
+Plan "python-split" of a splittable file on a local master (``clean_file_spark``, no line break inside
+quotes), which never sorts and carries no row through the JVM: the driver cuts the file at line starts
+into byte ranges; every step is a Python task Spark schedules, exchanging data through the staging folder.
+(1) Per range: read it with pyarrow as the file engine reads, ``validate`` + ``normalize_batch`` (one
+timestamp parse serves validation and the future flag); keep the normalised rows in an Arrow file and
+write (keyed 128-bit hash of the dedup keys, row id) per row into hash buckets; (2) per bucket: a numpy
+sort finds every row but the first (by row id) of each hash; the driver sorts and broadcasts those ids;
+(3) per range: drop those ids, ``finalize_batch``, write its parts, which are in file order because the
+ranges are. A file whose lines end in bare CRs (or an encoding pyarrow cannot cut at LF bytes) is read
+by Spark's CSV scan instead ("spark-scan"): steps (1) in ``mapInArrow`` and (2) as a window over the
+(row id, hash) records. The hash is ``pipekit.io._dedup.RowHasher``'s (the file engine's) keyed with a
+random per-run seed (a broadcast, never logged or in the conf), so two different rows are merged only if
+all 128 bits collide by chance, as in the file engine (which keeps 96 of them).
 
-File order: ``monotonically_increasing_id()`` right after the scan is ``partition << 33 | record``. For one
+File order: a row id is ``partition << 33 | record`` (``monotonically_increasing_id()`` right after a Spark
+scan; the python-split tasks number their rows the same way). For one
 CSV, Spark's scan lists the file's splits in offset order (it sorts splits by length, descending and
 stably: every split of a file but the last has the same length, and the last is the shortest), so the id
 grows with the position in the file. Several files (the Glue job) are ordered by (file, id).
@@ -34,9 +39,10 @@ the driver joins the parts into the same three files as ``clean_file`` (``output
 place only when everything succeeded. Cluster masters and remote folders are refused with a pointer to
 the Glue job's ``--clean full``, which writes a Parquet folder through Spark.
 
-Counts and the validation report come back through one accumulator (merged on the driver); Spark applies
-an accumulator update of a transformation again when it re-runs a stage (a lost executor), so on a
-cluster the counts may then over-count, never the data.
+Counts and the validation report come back as the tasks' results (python-split) or through one
+accumulator (the other plans; merged on the driver); Spark applies an accumulator update of a
+transformation again when it re-runs a stage (a lost executor), so on a cluster the counts may then
+over-count, never the data.
 """
 
 from __future__ import annotations
@@ -45,7 +51,7 @@ import json
 import os
 import secrets
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -69,6 +75,8 @@ from pipekit.errors import ConfigError, InputError, PipekitError, StorageError, 
 from pipekit.spark._clean_input import (
     ARROW_BATCH_ROWS,
     InputScan,
+    line_splits,
+    quiet_task_logs,
     read_csv_strings,
     scan_input,
     string_schema,
@@ -81,12 +89,15 @@ from pipekit.spark._clean_tasks import (
     ROW_BITS,
     ROW_COLUMN,
     ROW_MASK,
+    SplitScan,
     Tally,
     TallyParam,
     finalize_partition,
     finish_part,
     hash_partition,
+    later_copies,
     normalize_partition,
+    scan_part,
     write_partition,
 )
 from pipekit.spark.etl import EtlStats
@@ -103,6 +114,9 @@ class CleanEtlStats(EtlStats):
 
 
 # --- the plan ----------------------------------------------------------------------------------------
+
+#: ``HASH_SCHEMA`` as a Spark DDL string (what the hashing tasks emit).
+HASH_DDL = f"`{FILE_COLUMN}` int, `{ROW_COLUMN}` long, h1 long, h2 long"
 
 
 def _col(name: str) -> Any:
@@ -259,8 +273,9 @@ def clean_file_spark(
             parts_dir = csv_tmp.parent / f"parts-{os.getpid()}"
             parts_dir.mkdir()
             t0 = time.perf_counter()
-            tally, parts, partitions = _run(session, src, columns, config, now, key, use_multiline, encoding,
-                                            parts_dir)  # fmt: skip
+            with quiet_task_logs(session):
+                tally, parts, partitions, plan = _run(session, src, columns, config, now, key, use_multiline,
+                                                      encoding, parts_dir, timings)  # fmt: skip
             timings["spark_s"] = time.perf_counter() - t0
             t0 = time.perf_counter()
             final, zero_counts = finalize_batch(empty_table(columns), config, now=now, key=key)
@@ -279,7 +294,7 @@ def clean_file_spark(
                 validation=validation,
                 formula_guard=_guard_summary(tally, columns, config, header_guarded),
                 timings=timings,
-                settings=_settings(config, now, session, use_multiline, multiline is None, partitions),
+                settings=_settings(config, now, session, use_multiline, multiline is None, partitions, plan),
                 pipekit_version=_version(),
                 stale_staging_removed=stale,
             )
@@ -316,15 +331,19 @@ def _even_splits(spark: Any, size: int) -> None:
 
 def _run(
     spark: Any, src: Path, columns: list[str], config: CleaningConfig, now: datetime, key: bytes | None,
-    multiline: bool, encoding: str, parts_dir: Path,
-) -> tuple[Tally, list[int], int]:  # fmt: skip
-    """Run the plan; (tally with row numbers, parts in order that hold rows, scan partitions)."""
+    multiline: bool, encoding: str, parts_dir: Path, timings: dict[str, float],
+) -> tuple[Tally, list[int], int, str]:  # fmt: skip
+    """Run the plan; (tally with row numbers, parts in order that hold rows, scan partitions, plan name:
+    "sorted" for multiline files, "python-split" for files cut into byte ranges, "spark-scan" for the
+    rest). The python-split plan adds its steps' seconds to ``timings``."""
+    from pipekit.io._read import ascii_compatible, block_bytes
+
     tally = spark.sparkContext.accumulator(Tally(), TallyParam())
     key_ref = _key_ref(spark, config, key)
     path = str(src.resolve())
-    frame = read_csv_strings(spark, path, columns, multiline=multiline, encoding=encoding)
-    partitions = frame.rdd.getNumPartitions()
     if multiline:  # one scan partition: spread the rows over the cores, then sort them back
+        frame = read_csv_strings(spark, path, columns, multiline=multiline, encoding=encoding)
+        partitions = frame.rdd.getNumPartitions()
         cores = spark.sparkContext.defaultParallelism
         ordered = deduplicated_plan(with_row_ids(frame), config, tally, spread=cores if cores > 1 else None)
 
@@ -334,47 +353,119 @@ def _run(
         try:
             rows = ordered.mapInArrow(write, "part int, rows long").collect()
         except Exception as exc:
+            if not CONTROL_RE.search(str(exc)):
+                _reread(src, encoding)  # the file engine's reader names a malformed row as it would
             raise _task_error(exc, src, multiline) from exc
-        return tally.value, sorted(r["part"] for r in rows if r["rows"]), partitions
+        return tally.value, sorted(r["part"] for r in rows if r["rows"]), partitions, "sorted"
+    bounds = line_splits(src, src.stat().st_size, _split_bytes(spark)) if ascii_compatible(encoding) else None
+    if bounds is not None:
+        scan = SplitScan(path, tuple(bounds), tuple(columns), encoding, block_bytes(), str(parts_dir))
+        return (*_run_split(spark, src, scan, config, now, key_ref, timings), "python-split")
+    # Bare-CR line ends (or an encoding Arrow cannot split): Spark's CSV scan, a window finds duplicates.
+    frame = read_csv_strings(spark, path, columns, multiline=multiline, encoding=encoding)
+    partitions = frame.rdd.getNumPartitions()
+
+    def hashed(seed_ref: Any) -> Any:
+        """(file, row, h1, h2) of every normalised row; each task stashes its rows in ``parts_dir``."""
+
+        def hashes(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+            return hash_partition(batches, config, columns, tally, seed_ref, str(parts_dir))
+
+        return with_row_ids(frame).mapInArrow(hashes, HASH_DDL)
+
     try:
-        drop_ref = _duplicate_rows(spark, with_row_ids(frame), config, columns, tally, str(parts_dir))
-
-        def finish(part: int) -> tuple[int, Tally]:
-            return finish_part(part, config, columns, now, key_ref, drop_ref, str(parts_dir))
-
-        # Python-only tasks, one per scan partition: no second scan, no sort (the parts are in file order).
-        done = spark.sparkContext.parallelize(range(partitions), max(partitions, 1)).map(finish).collect()
-        drop_ref.unpersist()
+        drop_ref = _duplicate_rows(spark, hashed)
+        done = _finish(spark, partitions, config, columns, now, key_ref, drop_ref, str(parts_dir))
     except Exception as exc:
+        if not CONTROL_RE.search(str(exc)):
+            _reread(src, encoding)
         raise _task_error(exc, src, multiline) from exc
     total: Tally = tally.value
     for _, part_tally in done:
         total = total.merge(part_tally)
-    return total, sorted(part for part, t in done if t.written), partitions
+    return total, sorted(part for part, t in done if t.written), partitions, "spark-scan"
 
 
-def _duplicate_rows(
-    spark: Any, frame: Any, config: CleaningConfig, columns: list[str], tally: Any, stash_dir: str
-) -> Any:
-    """Validate and normalise ``frame`` (one file's rows with ids; each task stashes its normalised rows in
-    ``stash_dir``), and broadcast the sorted row ids of the rows to drop: every row but the first (in file
-    order) of each group of equal keyed row hashes."""
+def _run_split(
+    spark: Any, src: Path, scan: SplitScan, config: CleaningConfig, now: datetime, key_ref: Any,
+    timings: dict[str, float],
+) -> tuple[Tally, list[int], int]:  # fmt: skip
+    """The split plan on a local master, every step a Python task that Spark schedules, exchanging data
+    through the staging folder: read a byte range, validate, normalise and hash it; per hash bucket, the
+    later copies of each row (numpy sort); per range, drop those, mask, flag and write the parts."""
+    import numpy as np
+
+    sc = spark.sparkContext
+    parts = scan.parts
+    # The hash key: random per run, never logged or put in the conf; a broadcast like the masking key.
+    seed_ref = sc.broadcast(secrets.randbits(128))
+    try:
+        tasks = sc.parallelize(range(parts), parts)  # task i: byte range i, then hash bucket i
+        t0 = time.perf_counter()
+        read = tasks.map(lambda part: scan_part(part, scan, config, seed_ref)).collect()
+        t1 = time.perf_counter()
+        later = tasks.map(lambda bucket: later_copies(bucket, scan)).collect()
+        drop_ref = sc.broadcast(np.sort(np.concatenate(later)) if later else np.empty(0, np.int64))
+        t2 = time.perf_counter()
+        done = _finish(spark, parts, config, list(scan.columns), now, key_ref, drop_ref, scan.stash_dir)
+        timings.update(read_s=t1 - t0, duplicates_s=t2 - t1, finish_s=time.perf_counter() - t2)
+    except Exception as exc:
+        if not CONTROL_RE.search(str(exc)):
+            _reread(src, scan.encoding)  # the file engine's reader names a malformed row as it would
+        raise _task_error(exc, src, False) from exc
+    finally:
+        seed_ref.unpersist()
+    total = Tally()
+    for _, part_tally in [*read, *done]:
+        total = total.merge(part_tally)
+    return total, sorted(part for part, t in done if t.written), parts
+
+
+def _finish(
+    spark: Any, partitions: int, config: CleaningConfig, columns: list[str], now: datetime, key_ref: Any,
+    drop_ref: Any, parts_dir: str,
+) -> list[tuple[int, Tally]]:  # fmt: skip
+    """Python-only tasks, one per scan partition: no second scan, no sort (the parts are in file order)."""
+
+    def finish(part: int) -> tuple[int, Tally]:
+        return finish_part(part, config, columns, now, key_ref, drop_ref, parts_dir)
+
+    done: list[tuple[int, Tally]] = (
+        spark.sparkContext.parallelize(range(partitions), max(partitions, 1)).map(finish).collect()
+    )
+    drop_ref.unpersist()
+    return done
+
+
+def _duplicate_rows(spark: Any, hashed: Callable[[Any], Any]) -> Any:
+    """Broadcast the sorted row ids of the rows to drop: every row but the first (in file order) of each
+    group of equal keyed row hashes; ``hashed(seed_ref)`` is the plan giving each row's ids and hash."""
     import numpy as np
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
     # The hash key: random per run, never logged or put in the conf; a broadcast like the masking key.
     seed_ref = spark.sparkContext.broadcast(secrets.randbits(128))
-
-    def hashes(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        return hash_partition(batches, config, columns, tally, seed_ref, stash_dir)
-
-    hashed = frame.mapInArrow(hashes, f"`{FILE_COLUMN}` int, `{ROW_COLUMN}` long, h1 long, h2 long")
     window = Window.partitionBy("h1", "h2").orderBy(FILE_COLUMN, ROW_COLUMN)
-    later = hashed.withColumn(RANK_COLUMN, F.row_number().over(window)).where(F.col(RANK_COLUMN) > 1)
-    rows = later.select(ROW_COLUMN).collect()
+    ranked = hashed(seed_ref).withColumn(RANK_COLUMN, F.row_number().over(window))
+    rows = ranked.where(F.col(RANK_COLUMN) > 1).select(ROW_COLUMN).collect()
     seed_ref.unpersist()
     return spark.sparkContext.broadcast(np.sort(np.fromiter((r[0] for r in rows), np.int64, len(rows))))
+
+
+def _split_bytes(spark: Any) -> int:
+    """The session's ``spark.sql.files.maxPartitionBytes`` in bytes (the Python scan splits by it too)."""
+    text = spark.conf.get("spark.sql.files.maxPartitionBytes")
+    return int(spark.sparkContext._jvm.org.apache.spark.network.util.JavaUtils.byteStringAsBytes(text))
+
+
+def _reread(src: Path, encoding: str) -> None:
+    """A split task failed reading: read the file with the file engine's reader, which raises the
+    InputError naming the bad line (never its contents); returns when that read finds nothing wrong."""
+    from pipekit.io._read import iter_batches
+
+    for _ in iter_batches(src, encoding=encoding):
+        pass
 
 
 def _join_parts(
@@ -392,6 +483,8 @@ def _join_parts(
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
 
+    from pipekit.io._run import dictionary_columns
+
     names = schema.names
     header = [guard_formula_text(n) for n in names] if config.formula_guard else names
     with open(csv_tmp, "wb") as out:
@@ -399,12 +492,21 @@ def _join_parts(
         for part in parts:
             with open(parts_dir / f"{part:06d}.csv", "rb") as fh:
                 shutil.copyfileobj(fh, out, 8 << 20)
-    with pq.ParquetWriter(str(parquet_tmp), schema, compression="snappy") as writer:
+    writer: pq.ParquetWriter | None = None
+    try:
         for part in parts:
             with pa.memory_map(str(parts_dir / f"{part:06d}.arrow")) as source:
-                table = pa.ipc.open_stream(source).read_all()
-                writer.write_table(table.cast(schema), row_group_size=1 << 17)
+                table = pa.ipc.open_stream(source).read_all().cast(schema)
+                if writer is None:  # the file engine's writer settings, so both write alike
+                    writer = pq.ParquetWriter(str(parquet_tmp), schema, compression="snappy",
+                                              use_dictionary=dictionary_columns(table.slice(0, 1 << 17)))  # fmt: skip
+                writer.write_table(table, row_group_size=1 << 17)
             (parts_dir / f"{part:06d}.arrow").unlink()
+        if writer is None:
+            writer = pq.ParquetWriter(str(parquet_tmp), schema, compression="snappy")
+    finally:
+        if writer is not None:
+            writer.close()
     return sum(a != b for a, b in zip(header, names, strict=True))
 
 
@@ -549,11 +651,13 @@ def run_customers_clean(
 
 
 def _settings(
-    config: CleaningConfig, now: datetime, spark: Any, multiline: bool, detected: bool, partitions: int
-) -> dict[str, Any]:
+    config: CleaningConfig, now: datetime, spark: Any, multiline: bool, detected: bool, partitions: int,
+    plan: str,
+) -> dict[str, Any]:  # fmt: skip
     return {
         "engine": "spark",
         "master": spark.sparkContext.master,
+        "plan": plan,
         "scan_partitions": partitions,
         "shuffle_partitions": int(spark.conf.get("spark.sql.shuffle.partitions")),
         "multiline": multiline,
