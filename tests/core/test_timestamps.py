@@ -181,3 +181,75 @@ def test_zone_detection_matches_the_pattern_on_valid_values(items: list[object])
     assert _zoned(text, valid).to_pylist() == expected.to_pylist()
     sliced = text.slice(1)
     assert _zoned(sliced, valid.slice(1)).to_pylist() == expected.slice(1).to_pylist()
+
+
+# --- the common-shape reader against the general path ---------------------------------------------
+
+_PIECES = st.one_of(
+    st.sampled_from(["", " ", "T", "t", "Z", "z", ".", ",", ":", "+", "-", "x", "\u00a0"]),
+    st.integers(0, 9999).map(lambda v: f"{v:02d}"),
+    st.integers(0, 9999).map(lambda v: f"{v:04d}"),
+)
+
+
+@st.composite
+def _spellings(draw: st.DrawFn) -> str:
+    """Timestamps of every shape the grammar knows, near-misses of them, and noise."""
+    year = draw(st.integers(0, 9999))
+    month, day = draw(st.integers(0, 13)), draw(st.integers(0, 32))
+    hour, minute, second = draw(st.integers(0, 25)), draw(st.integers(0, 61)), draw(st.integers(0, 61))
+    text = f"{year:04d}-{month:02d}-{day:02d}"
+    if draw(st.booleans()):
+        text += draw(st.sampled_from("Tt ")) + f"{hour:02d}"
+        if draw(st.integers(0, 4)):
+            text += f":{minute:02d}"
+            if draw(st.integers(0, 4)):
+                text += f":{second:02d}"
+                if draw(st.booleans()):
+                    text += draw(st.sampled_from(".,")) + draw(st.text("0123456789", min_size=0, max_size=11))
+        zone = draw(st.integers(0, 5))
+        zh, zm = draw(st.integers(0, 30)), draw(st.integers(0, 70))
+        text += ["", "Z", "z", f"+{zh:02d}", f"-{zh:02d}{zm:02d}", f"+{zh:02d}:{zm:02d}"][zone]
+    if draw(st.integers(0, 5)) == 0:  # a near-miss: one piece added, dropped or swapped
+        at = draw(st.integers(0, len(text)))
+        text = text[:at] + draw(_PIECES) + text[at + draw(st.integers(0, 2)) :]
+    if draw(st.integers(0, 6)) == 0:
+        text = draw(st.sampled_from([" ", "  ", "\t"])) + text + draw(st.sampled_from(["", " "]))
+    return text
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(_spellings(), st.none(), st.text(max_size=30)), min_size=1, max_size=60))
+def test_common_shape_reader_matches_the_general_path(values: list[str | None]) -> None:
+    import pyarrow.compute as pc
+
+    from pipekit.core.timestamps import _parse_trimmed
+
+    array = pa.array(values, pa.string())
+    expected = _parse_trimmed(pc.utf8_trim_whitespace(array))
+    got = parse_timestamps(array)
+    assert got.type == UTC_US
+    # As microseconds: the general path reads year 0, which Python's datetime cannot hold.
+    assert got.cast(pa.int64()).to_pylist() == expected.cast(pa.int64()).to_pylist()
+
+
+def test_common_shapes_are_read_without_the_general_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    import pipekit.core.timestamps as ts
+
+    calls: list[int] = []
+    general = ts._parse_trimmed
+    monkeypatch.setattr(ts, "_parse_trimmed", lambda text: calls.append(len(text)) or general(text))
+    values = ["2016-12-29T13:03:43", "2018-05-09 13:25:30", "2019-05-16T17:36:06.314", "", None,
+              "2017-04-18T02:21:09+00:00", "2020-10-10T05:18:54-05:00", "2022-07-11T11:38:08Z",
+              "2023-02-30 10:00:00", "2024-02-29T23:59:59.1234567+05:30"]  # fmt: skip
+    got = ts.parse_timestamps(pa.array(values)).to_pylist()
+    assert calls == []
+    assert got[0] == datetime(2016, 12, 29, 13, 3, 43, tzinfo=UTC)
+    assert got[2] == datetime(2019, 5, 16, 17, 36, 6, 314000, tzinfo=UTC)
+    assert got[3] is None and got[4] is None and got[8] is None  # empty, null, Feb 30
+    assert got[6] == datetime(2020, 10, 10, 10, 18, 54, tzinfo=UTC)
+    assert got[9] == datetime(2024, 2, 29, 18, 29, 59, 123456, tzinfo=UTC)
+    assert ts.parse_timestamps(pa.array(["2024-01-01", "not a date"])).to_pylist()[0] == datetime(
+        2024, 1, 1, tzinfo=UTC
+    )
+    assert calls == [2]  # date only and text: the general path, for those rows only
