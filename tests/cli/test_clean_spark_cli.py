@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -49,6 +50,23 @@ def test_engine_spark_writes_what_the_file_engine_writes(tmp_path: Path) -> None
     ).read_bytes()
     got = pq.read_table(tmp_path / "spark/customers_cleaned.parquet")
     assert got.to_pylist() == pq.read_table(tmp_path / "file/customers_cleaned.parquet").to_pylist()
+
+
+@pytest.mark.spark
+@pytest.mark.skipif(not _have_spark(), reason="pyspark and Java are needed for the Spark tests")
+def test_engine_spark_quiet_prints_nothing_not_even_the_jvm_banner(tmp_path: Path) -> None:
+    """--quiet: no Spark start-up banner (loopback address, "Setting default log level", native-hadoop)."""
+    src = write_customers_csv(tmp_path / "customers.csv", 1000, seed=3, layout="narrow")
+    unset = ("PIPEKIT_SPARK_LOG_LEVEL", "LOG4J_CONFIGURATION_FILE")
+    env = {k: v for k, v in os.environ.items() if k not in unset}
+    done = subprocess.run(
+        [str(PIPEKIT), "clean", str(src), "--out", str(tmp_path / "out"), "--engine", "spark",
+         "--master", "local[1]", "--now", NOW, "--quiet"],
+        capture_output=True, text=True, timeout=300, check=False, env=env,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    assert (tmp_path / "out/customers_cleaned.csv").is_file()
 
 
 def test_master_without_engine_spark_is_a_usage_error(tmp_path: Path) -> None:

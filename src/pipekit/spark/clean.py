@@ -357,7 +357,8 @@ def _run(
                 _reread(src, encoding)  # the file engine's reader names a malformed row as it would
             raise _task_error(exc, src, multiline) from exc
         return tally.value, sorted(r["part"] for r in rows if r["rows"]), partitions, "sorted"
-    bounds = line_splits(src, src.stat().st_size, _split_bytes(spark)) if ascii_compatible(encoding) else None
+    size = src.stat().st_size
+    bounds = line_splits(src, size, _split_size(spark, size)) if ascii_compatible(encoding) else None
     if bounds is not None:
         scan = SplitScan(path, tuple(bounds), tuple(columns), encoding, block_bytes(), str(parts_dir))
         return (*_run_split(spark, src, scan, config, now, key_ref, timings), "python-split")
@@ -453,10 +454,16 @@ def _duplicate_rows(spark: Any, hashed: Callable[[Any], Any]) -> Any:
     return spark.sparkContext.broadcast(np.sort(np.fromiter((r[0] for r in rows), np.int64, len(rows))))
 
 
-def _split_bytes(spark: Any) -> int:
-    """The session's ``spark.sql.files.maxPartitionBytes`` in bytes (the Python scan splits by it too)."""
+def _split_size(spark: Any, size: int) -> int:
+    """Bytes per range of the python-split plan: a whole number of equal ranges per core (a session's
+    own or one pipekit started), none over the session's ``spark.sql.files.maxPartitionBytes``, none
+    under 1 MiB unless that limit is smaller (a small file is one range: a task has a fixed cost)."""
     text = spark.conf.get("spark.sql.files.maxPartitionBytes")
-    return int(spark.sparkContext._jvm.org.apache.spark.network.util.JavaUtils.byteStringAsBytes(text))
+    limit = int(spark.sparkContext._jvm.org.apache.spark.network.util.JavaUtils.byteStringAsBytes(text))
+    cores = max(spark.sparkContext.defaultParallelism, 1)
+    waves = max(-(-size // (cores * max(limit, 1))), 1)
+    even = -(-size // (cores * waves))
+    return max(min(limit, max(even, 1 << 20)), 1)
 
 
 def _reread(src: Path, encoding: str) -> None:

@@ -62,17 +62,33 @@ def local_spark(cores: int = 1, *, app_name: str = "pipekit", memory: str = "2g"
 
     # Keyed masks run in Python workers, which must import pipekit: this interpreter, not the PATH's python3.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    spark = (
-        SparkSession.builder.master(f"local[{cores}]")
-        .appName(app_name)
-        .config("spark.ui.enabled", "false")
-        .config("spark.ui.showConsoleProgress", "false")
-        .config("spark.sql.shuffle.partitions", str(cores))
-        .config("spark.default.parallelism", str(cores))
-        .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.driver.memory", memory)
-        .getOrCreate()
-    )
+    # Spark's own log4j2 defaults print a banner on stderr (loopback address, "Setting default log level",
+    # native-hadoop) before setLogLevel can run: the JVM starts with log4j2.properties instead, whose level
+    # is PIPEKIT_SPARK_LOG_LEVEL too. It goes through the environment of the JVM pyspark launches, never
+    # the conf: a spark.driver.extraJavaOptions of the user's (spark-defaults.conf, PYSPARK_SUBMIT_ARGS)
+    # stays whole, and a -Dlog4j2.configurationFile in it, or the user's own LOG4J_CONFIGURATION_FILE, wins.
+    # A log4j2.properties of the user's Spark configuration folder wins too.
+    log_config = os.path.join(os.path.dirname(os.path.abspath(__file__)), "log4j2.properties")
+    conf_dirs = [os.environ.get("SPARK_CONF_DIR"), os.path.join(os.environ.get("SPARK_HOME", ""), "conf")]
+    users = any(d and os.path.isfile(os.path.join(d, "log4j2.properties")) for d in conf_dirs)
+    set_here = "LOG4J_CONFIGURATION_FILE" not in os.environ and os.path.isfile(log_config) and not users
+    if set_here:
+        os.environ["LOG4J_CONFIGURATION_FILE"] = log_config
+    try:
+        spark = (
+            SparkSession.builder.master(f"local[{cores}]")
+            .appName(app_name)
+            .config("spark.ui.enabled", "false")
+            .config("spark.ui.showConsoleProgress", "false")
+            .config("spark.sql.shuffle.partitions", str(cores))
+            .config("spark.default.parallelism", str(cores))
+            .config("spark.sql.session.timeZone", "UTC")
+            .config("spark.driver.memory", memory)
+            .getOrCreate()
+        )
+    finally:
+        if set_here:
+            os.environ.pop("LOG4J_CONFIGURATION_FILE", None)
     spark.sparkContext.setLogLevel(os.environ.get("PIPEKIT_SPARK_LOG_LEVEL", "ERROR"))
     return spark
 
