@@ -81,17 +81,19 @@ def test_allocator_tuning_only_in_the_console_scripts_own_process() -> None:
     """glibc's malloc keeps freed heap pages for the next batch in `pipekit clean`'s own process only."""
     import platform
 
+    big = 1 << 30
     code = (
         "import os, sys\n"
         "from pipekit.cli import _common\n"
-        "host = _common.tune_allocator()\n"
+        f"host = _common.tune_allocator({big})\n"
         "_common.OWN_PROCESS = True\n"
+        "small = _common.tune_allocator(1000)\n"
         "os.environ['PIPEKIT_MALLOC_TUNING'] = '0'\n"
-        "off = _common.tune_allocator()\n"
+        f"off = _common.tune_allocator({big})\n"
         "del os.environ['PIPEKIT_MALLOC_TUNING']\n"
-        "print(host, off, _common.tune_allocator())\n"
+        f"print(host, small, off, _common.tune_allocator({big}))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     glibc = sys.platform == "linux" and platform.libc_ver()[0] == "glibc"
-    assert out.stdout.split() == ["False", "False", str(glibc)]
+    assert out.stdout.split() == ["False", "False", "False", str(glibc)]

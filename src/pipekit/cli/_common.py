@@ -69,9 +69,10 @@ def defer_pandas() -> None:
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
 _MMAP_THRESHOLD = 32 << 20  # glibc's ceiling on 64-bit
 _TRIM_THRESHOLD = 256 << 20
+_TUNE_FROM_BYTES = 64 << 20
 
 
-def tune_allocator() -> bool:
+def tune_allocator(input_bytes: int) -> bool:
     """Let glibc's malloc keep freed memory for the next batch (the console script's own process only).
 
     The file engine allocates the same few-MiB numpy arrays batch after batch. glibc serves an array
@@ -79,13 +80,16 @@ def tune_allocator() -> bool:
     each batch faults its pages in again: ~350k page faults and ~1.8 s of system time for 5M rows.
     Fixed thresholds (mmap 32 MiB, trim 256 MiB) reuse the heap instead: ~140k faults, ~0.4 s less
     wall time, ~30 MiB more peak RSS. Nothing happens outside the console script's process, off glibc,
-    or with PIPEKIT_MALLOC_TUNING=0. Returns whether the thresholds were set.
+    for an input under 64 MiB (a few batches: nothing to gain), or
+    with PIPEKIT_MALLOC_TUNING=0. Returns whether the thresholds were set.
     """
-    if not OWN_PROCESS or os.environ.get("PIPEKIT_MALLOC_TUNING", "1") == "0":
+    if not OWN_PROCESS or input_bytes < _TUNE_FROM_BYTES or os.environ.get("PIPEKIT_MALLOC_TUNING") == "0":
         return False
-    import platform
-
-    if sys.platform != "linux" or platform.libc_ver()[0] != "glibc":
+    try:
+        glibc = sys.platform == "linux" and (os.confstr("CS_GNU_LIBC_VERSION") or "").startswith("glibc")
+    except (ValueError, OSError, AttributeError):
+        glibc = False
+    if not glibc:
         return False
     import ctypes
 

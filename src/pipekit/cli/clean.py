@@ -206,7 +206,7 @@ def clean_cmd(
             )
         else:
             defer_pandas()  # the file engine hands pyarrow no pandas object
-            tune_allocator()  # its batches reuse freed heap pages (see tune_allocator)
+            tune_allocator(_input_bytes(input_csv))  # its batches reuse freed heap pages (see there)
             with _progress(input_csv, enabled=not (quiet or as_json)) as progress:
                 report = clean_file(
                     input_csv,
@@ -437,3 +437,11 @@ def _print_pii(file: Path, report: Any) -> None:
     out_console.print(table)
     err_console.print(f"[red]{report.total:,} finding(s)[/red]: mask these columns before sharing the file",
                       markup=True)
+
+
+def _input_bytes(path: Path) -> int:
+    """The input's size, 0 when it cannot be read (clean_file then names the problem)."""
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
