@@ -230,9 +230,8 @@ def session_table(
         f"settings pipekit gives its own sessions), cleans a {warmup_rows:,}-row warm-up file once, then "
         f"times `clean_file_spark(src, out, spark=session)`: wall time = the median of {repeats} runs, each "
         "step the median of the report's `timings` (s). `scan_s` (the hash pass) and `publish_s` (the driver "
-        "joining the parts) are serial; `spark_s` holds `read_s`, `duplicates_s` and `finish_s`. A given "
-        "session keeps its `spark.sql.files.maxPartitionBytes` (the even split is for sessions pipekit "
-        "creates): parts = the scan partitions of the run.",
+        "joining the parts) are serial; `spark_s` holds `read_s`, `duplicates_s` and `finish_s`. parts = the "
+        "byte ranges of the run (a whole number per core, at least 1 MiB each, in a caller's session too).",
         "",
         "| rows | engine | wall s | rows/s | µs/row | parts | " + " | ".join(STEPS) + " | runs (s) |",
         "|---:|---|---:|---:|---:|---:|" + "---:|" * len(STEPS) + "---|",
