@@ -107,11 +107,10 @@ def read_split(
     path: str, start: int, end: int, columns: Sequence[str], encoding: str, part: int, *, block_size: int
 ) -> Iterator[pa.Table]:
     """The rows of ``path[start:end]`` (whole lines, no header) as Arrow string tables of the file engine's
-    batch size, read as the file engine
-    reads them (RFC 4180, "" kept as "", every value a string), with the file index (0) and each row's id
-    (``part`` above the low 33 bits, the row's index in the range below: Spark's
-    ``monotonically_increasing_id`` layout). A malformed row (or bytes not in ``encoding``) raises a
-    RuntimeError carrying :data:`READ_MARK` and the range, never the row's values."""
+    batch size, read as the file engine reads them (RFC 4180, "" kept as "", every value a string), with
+    the file index (0) and each row's id (``part`` above the low 33 bits, the row's index in the range
+    below: Spark's ``monotonically_increasing_id`` layout). A malformed row (or bytes not in
+    ``encoding``) raises a RuntimeError carrying :data:`READ_MARK` and the range, never the row's values."""
     import pyarrow as pa
 
     if end <= start:
