@@ -48,6 +48,12 @@ def _check_speedup(text: str, label: str, walls: dict[str, float]) -> None:
     assert target in text.splitlines()
 
 
+def _consistent(wall: float, speed: float, rows: int = 5_000) -> bool:
+    """rows/s (printed to the row) agrees with the wall seconds (printed to 0.01 s) within their roundings:
+    half a hundredth of the wall, and what half a row per second moves ``rows / speed``."""
+    return abs(rows / speed - wall) <= 0.0051 + rows * 0.51 / speed**2
+
+
 @pytest.mark.spark
 @pytest.mark.skipif(not _have_spark(), reason="pyspark and Java are needed for the Spark tests")
 def test_bench_spark_clean_writes_the_process_and_the_session_tables(tmp_path: Path) -> None:
@@ -80,7 +86,7 @@ def test_bench_spark_clean_writes_the_process_and_the_session_tables(tmp_path: P
     walls = {}
     for engine, cells in rows.items():
         wall, speed, per_row = float(cells[2]), float(cells[3].replace(",", "")), float(cells[4])
-        assert wall > 0 and abs(5_000 / speed - wall) < 0.01 and abs(per_row - wall / 5_000 * 1e6) < 1.0
+        assert wall > 0 and _consistent(wall, speed) and abs(per_row - wall / 5_000 * 1e6) < 1.0
         assert float(cells[5]) == wall  # one run: the median is that run
         walls[engine] = wall
     _check_speedup(head, PROCESS, walls)
@@ -94,7 +100,7 @@ def test_bench_spark_clean_writes_the_process_and_the_session_tables(tmp_path: P
     walls = {}
     for engine, cells in rows.items():
         wall, speed = float(cells[2]), float(cells[3].replace(",", ""))
-        assert wall > 0 and abs(5_000 / speed - wall) < 0.01 and int(cells[5]) >= 1
+        assert wall > 0 and _consistent(wall, speed) and int(cells[5]) >= 1
         steps = dict(zip(STEPS, (float(c) for c in cells[6:12]), strict=True))
         assert min(steps.values()) >= 0
         assert steps["spark_s"] + 0.02 >= steps["read_s"] + steps["duplicates_s"] + steps["finish_s"]
