@@ -33,6 +33,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_clean import ensure_input
+
 ROOT = Path(__file__).resolve().parents[1]
 PIPEKIT = Path(sys.executable).with_name("pipekit")
 DOC = ROOT / "docs" / "perf" / "spark_clean.md"
@@ -54,26 +58,10 @@ def parse_size(text: str) -> int:
     return int(float(text.rstrip("km")) * scale)
 
 
-def ensure_input(data_dir: Path, rows: int) -> Path:
-    """The narrow sample with ``rows`` rows (seed 0), generated once; bench_clean.py's file of that name is it."""
-    path = data_dir / f"customers_narrow_{rows}.csv"
-    if not path.exists():
-        from pipekit.sample import write_customers_csv
-
-        data_dir.mkdir(parents=True, exist_ok=True)
-        write_customers_csv(path, rows, seed=0, layout="narrow")
-    return path
-
-
 def ensure_warmup(data_dir: Path, rows: int) -> Path:
-    """The session mode's warm-up file: a small narrow sample (seed 1), generated once."""
-    path = data_dir / f"customers_narrow_{rows}_seed1.csv"
-    if not path.exists():
-        from pipekit.sample import write_customers_csv
-
-        data_dir.mkdir(parents=True, exist_ok=True)
-        write_customers_csv(path, rows, seed=1, layout="narrow")
-    return path
+    """The session mode's warm-up file: a small narrow sample (seed 1), generated once, in a folder of its
+    own so bench_clean.py's seed-0 file of the same size is never this one."""
+    return ensure_input(data_dir / "warmup-seed1", rows, 1, "narrow")
 
 
 def run_once(src: Path, engine: str, timeout: float) -> float:
@@ -302,7 +290,7 @@ def main() -> None:
     sessions: dict[tuple[int, str], dict[str, Any]] = {}
     warmup = ensure_warmup(args.data_dir, args.warmup_rows) if "session" in modes else None
     for rows in sizes:
-        src = ensure_input(args.data_dir, rows)
+        src = ensure_input(args.data_dir, rows, 0, "narrow")  # bench_clean.py's narrow file of that size
         if "process" in modes:
             for engine in engines:
                 runs = [run_once(src, engine, args.timeout) for _ in range(args.repeats)]

@@ -322,11 +322,17 @@ def _timed_scan(src: Path) -> tuple[InputScan, float]:
 def _even_splits(spark: Any, size: int) -> None:
     """Split the file into a multiple of the cores' count of equal scan partitions (at most Spark's
     128 MiB each), so no core waits for the others' last split."""
-    cores = max(spark.sparkContext.defaultParallelism, 1)
     largest = 128 << 20
-    waves = max(-(-size // (cores * largest)), 1)
-    split = -(-size // (cores * waves))  # ceil: Spark then cuts exactly cores * waves splits
+    split = _even_split(size, spark.sparkContext.defaultParallelism, largest)
     spark.conf.set("spark.sql.files.maxPartitionBytes", str(max(min(split, largest), 1)))
+
+
+def _even_split(size: int, cores: int, limit: int) -> int:
+    """Bytes per split cutting ``size`` into a whole number of equal splits per core, each at most about
+    ``limit`` (ceil: Spark, and ``line_splits``, then cut exactly cores * waves splits)."""
+    cores = max(cores, 1)
+    waves = max(-(-size // (cores * max(limit, 1))), 1)
+    return -(-size // (cores * waves))
 
 
 def _run(
@@ -460,9 +466,7 @@ def _split_size(spark: Any, size: int) -> int:
     under 1 MiB unless that limit is smaller (a small file is one range: a task has a fixed cost)."""
     text = spark.conf.get("spark.sql.files.maxPartitionBytes")
     limit = int(spark.sparkContext._jvm.org.apache.spark.network.util.JavaUtils.byteStringAsBytes(text))
-    cores = max(spark.sparkContext.defaultParallelism, 1)
-    waves = max(-(-size // (cores * max(limit, 1))), 1)
-    even = -(-size // (cores * waves))
+    even = _even_split(size, spark.sparkContext.defaultParallelism, limit)
     return max(min(limit, max(even, 1 << 20)), 1)
 
 
